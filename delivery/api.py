@@ -1,0 +1,2 @@
+"""(to be built in a later issue)"""
+routes: list = []

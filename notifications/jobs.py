@@ -1,0 +1,1 @@
+"""(to be built in a later issue)"""

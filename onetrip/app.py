@@ -1,0 +1,100 @@
+"""The Litestar application, assembled from every domain's controllers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.template.config import TemplateConfig
+
+from onetrip.broker import configure_broker
+from onetrip.db import Database, get_database, set_database
+from onetrip.health import HealthController
+from onetrip.problems import exception_handlers
+from onetrip.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = True
+
+
+def route_handlers() -> list[Any]:
+    import delivery.api
+    import ledger.api
+    import notifications.api
+    import payments.api
+
+    return [
+        HealthController,
+        MetricsController,
+        *payments.api.routes,
+        *ledger.api.routes,
+        *delivery.api.routes,
+        *notifications.api.routes,
+    ]
+
+
+def create_app(settings: Settings | None = None, *, embedded_worker: bool | None = None) -> Litestar:
+    """Build the app. With no BROKER_URL the relay and a worker run inside it."""
+    if settings is not None:
+        set_database(Database(settings.database_url))
+    settings = settings or get_settings()
+    broker = configure_broker(settings.broker_url)
+    from onetrip.runtime import EmbeddedRuntime, load_job_modules
+
+    load_job_modules()
+    run_embedded = settings.embedded_broker if embedded_worker is None else embedded_worker
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = EmbeddedRuntime() if run_embedded else None
+        if runtime is not None:
+            await runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                await runtime.stop()
+            await get_database().dispose()
+
+    prometheus = PrometheusConfig(app_name="onetrip", group_path=True, exclude=["/metrics"])
+    app = Litestar(
+        route_handlers=route_handlers(),
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        middleware=[prometheus.middleware],
+        request_max_body_size=1_000_000,
+        cors_config=CORSConfig(allow_origins=[], allow_methods=["GET"]),
+        template_config=TemplateConfig(
+            directory=[ROOT / "payments" / "templates", ROOT / "delivery" / "templates"],
+            engine=JinjaTemplateEngine,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="OneTrip",
+            version="1.0.0",
+            description="One payment API for every government matter, with licence delivery.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="OneTrip API key")
+                }
+            ),
+            security=[{"apiKey": []}],
+        ),
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.broker = broker
+    return app

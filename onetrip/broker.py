@@ -1,0 +1,86 @@
+"""Dramatiq broker set-up: StubBroker in-process by default, RabbitMQ or Redis at scale.
+
+Actors are declared against whichever broker is current when their module is imported;
+`configure_broker` swaps the broker and re-declares every known actor on it, so the
+process (or a test) can choose at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AsyncIO
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("payments", "ledger", "delivery", "notifications")
+
+
+def make_broker(url: str | None) -> dramatiq.Broker:
+    if not url:
+        broker: dramatiq.Broker = StubBroker()
+    elif url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=url)
+    elif url.startswith(("redis://", "rediss://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=url)
+    else:
+        raise ValueError(f"BROKER_URL must be amqp:// or redis://, not {url.split(':')[0]}")
+    broker.add_middleware(AsyncIO())
+    return broker
+
+
+def configure_broker(url: str | None) -> dramatiq.Broker:
+    """Make a broker for `url` the global one and move every declared actor onto it."""
+    previous = dramatiq.get_broker() if _configured else None
+    broker = make_broker(url)
+    dramatiq.set_broker(broker)
+    if previous is not None:
+        for name in previous.get_declared_actors():
+            actor = previous.get_actor(name)
+            actor.broker = broker
+            broker.declare_actor(actor)
+    _mark_configured()
+    return broker
+
+
+_configured = False
+
+
+def _mark_configured() -> None:
+    global _configured
+    _configured = True
+
+
+def ensure_broker() -> dramatiq.Broker:
+    """The current broker, configuring an in-process one from settings if none is yet."""
+    if not _configured:
+        from onetrip.settings import get_settings
+
+        return configure_broker(get_settings().broker_url)
+    return dramatiq.get_broker()
+
+
+def broker_reachable(broker: dramatiq.Broker) -> bool:
+    """For /health/ready: can we talk to the broker at all?"""
+    try:
+        if isinstance(broker, StubBroker):
+            return True
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        if isinstance(broker, RabbitmqBroker):
+            channel = broker.channel
+            return bool(channel and channel.is_open)
+        from dramatiq.brokers.redis import RedisBroker
+
+        if isinstance(broker, RedisBroker):
+            return bool(broker.client.ping())
+    except Exception:  # health checks report, they do not raise
+        log.warning("broker health check failed", exc_info=True)
+        return False
+    return True

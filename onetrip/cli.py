@@ -1,0 +1,186 @@
+"""The `onetrip` command: serve, worker, relay, db, demo, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from onetrip.settings import get_settings, reset_settings
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+def main() -> None:
+    """OneTrip: one payment API for every government matter, with licence delivery."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to bind (default 8000).")
+@click.option("--workers", default=1, type=int, help="API processes (scaled-out mode only).")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the API (and, with no BROKER_URL, the worker and relay in-process)."""
+    _serve(host, port, workers)
+
+
+def _serve(host: str | None, port: int | None, workers: int) -> None:
+    import uvicorn
+
+    if host:
+        os.environ["ONETRIP_HOST"] = host
+    if port:
+        os.environ["ONETRIP_PORT"] = str(port)
+    reset_settings()
+    settings = get_settings()
+    _configure_logging()
+    if settings.embedded_broker:
+        from onetrip.migrate import upgrade
+
+        upgrade()  # embedded: one command brings the database up to date
+        if workers != 1:
+            click.echo("embedded mode runs one API process (set BROKER_URL to scale out)")
+            workers = 1
+    uvicorn.run(
+        "onetrip.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@main.command()
+@click.option("--threads", default=8, type=int, help="Worker threads in this process.")
+def worker(threads: int) -> None:
+    """Consume jobs from BROKER_URL (RabbitMQ or Redis). Run as many as you need."""
+    import dramatiq
+
+    from onetrip.broker import configure_broker
+    from onetrip.runtime import load_job_modules
+
+    settings = get_settings()
+    _configure_logging()
+    if settings.embedded_broker:
+        raise click.ClickException("set BROKER_URL: without it `onetrip serve` runs the worker")
+    broker = configure_broker(settings.broker_url)
+    load_job_modules()
+    worker = dramatiq.Worker(broker, worker_threads=threads)
+    worker.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"worker consuming {', '.join(sorted(broker.get_declared_queues()))}")
+    stop.wait()
+    worker.stop()
+    broker.close()
+
+
+@main.command()
+def relay() -> None:
+    """Publish committed outbox events to the broker and send periodic jobs."""
+    from onetrip.broker import configure_broker
+    from onetrip.runtime import Relay, load_job_modules
+
+    settings = get_settings()
+    _configure_logging()
+    if settings.embedded_broker:
+        raise click.ClickException("set BROKER_URL: without it `onetrip serve` runs the relay")
+    configure_broker(settings.broker_url)
+    load_job_modules()
+    relay = Relay()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, relay.stop)
+        await relay.run()
+
+    asyncio.run(run())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (SQLite or PostgreSQL)."""
+    from onetrip.migrate import upgrade
+
+    upgrade(revision=revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["department", "finance", "courier", "admin"]))
+@click.option("--department", "departments", multiple=True, help="Department code (repeatable).")
+@click.option("--partner", default=None, help="Courier partner code (courier keys).")
+@click.option("--label", default=None, help="Who or what the key is for.")
+def keys_create(role: str, departments: tuple[str, ...], partner: str | None, label: str | None) -> None:
+    """Create a key and print it once, alone on the last line."""
+    from onetrip.auth import create_key
+    from onetrip.db import unit_of_work
+    from onetrip.errors import OneTripError
+    from onetrip.migrate import upgrade_async
+
+    async def run() -> str:
+        if get_settings().is_sqlite:
+            await upgrade_async()
+        async with unit_of_work() as session:
+            row, plain = await create_key(
+                session, role, departments=list(departments), partner=partner, label=label
+            )
+        click.echo(f"created {role} key {row.id}" + (f" for {', '.join(departments)}" if departments else ""))
+        return plain
+
+    try:
+        plain = asyncio.run(run())
+    except OneTripError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(plain)
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@click.option("--no-serve", is_flag=True, help="Seed and print, but do not serve.")
+def demo(host: str | None, port: int | None, no_serve: bool) -> None:
+    """Seed a realistic catalogue and keys, print how to try it, and serve."""
+    from onetrip.demo import seed_demo
+
+    if host:
+        os.environ["ONETRIP_HOST"] = host
+    if port:
+        os.environ["ONETRIP_PORT"] = str(port)
+    os.environ.setdefault("ONETRIP_COURIER_SIMULATOR", "true")
+    reset_settings()
+    asyncio.run(seed_demo(echo=click.echo))
+    sys.stdout.flush()
+    if not no_serve:
+        _serve(host, port, 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from litestar import Controller, Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy import text
+
+from onetrip.broker import broker_reachable
+from onetrip.db import get_database
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["operations"]
+
+    @get("/live", summary="The process is up")
+    async def live(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", summary="The database and the broker are reachable")
+    async def ready(self) -> Response[dict[str, Any]]:
+        checks: dict[str, str] = {}
+        try:
+            async with get_database().session() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # report, never raise, from a health check
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["broker"] = "ok" if broker_reachable(dramatiq.get_broker()) else "error"
+        healthy = all(v == "ok" for v in checks.values())
+        return Response(
+            {"status": "ok" if healthy else "unavailable", "checks": checks},
+            status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=True)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

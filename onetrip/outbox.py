@@ -1,0 +1,156 @@
+"""The outbox: domain events committed with the change that caused them.
+
+A service calls `record_event` inside its unit of work; the relay publishes committed,
+unpublished events to Dramatiq, one message per subscribed actor. Rows are kept after
+publishing: they are the timeline of each payment (`GET /payments/{id}/events`) and the
+ids department webhooks carry. Consumers deduplicate with `first_consumption`, inside
+the same transaction as their effect, because a relay crash after publishing and before
+marking sends the event again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from onetrip.clock import utcnow
+from onetrip.db import Base, UTCDateTime, get_database, insert_ignoring_conflicts
+from onetrip.ids import new_id
+
+log = logging.getLogger(__name__)
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    subject_id: Mapped[str | None] = mapped_column(String(40))
+    department: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_outbox_events_payment", "payment_id", "id"),
+        Index("ix_outbox_events_unpublished", "published_at", "id"),
+    )
+
+
+class ConsumedEvent(Base):
+    """Which consumer has already applied which event (idempotent consumers)."""
+
+    __tablename__ = "consumed_events"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consumed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def event_values(
+    type: str,
+    data: dict[str, Any],
+    *,
+    payment_id: str | None = None,
+    subject_id: str | None = None,
+    department: str | None = None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("evt"),
+        "type": type,
+        "payment_id": payment_id,
+        "subject_id": subject_id,
+        "department": department,
+        "data": data,
+        "occurred_at": occurred_at or utcnow(),
+        "published_at": None,
+    }
+
+
+async def record_event(session: AsyncSession, type: str, data: dict[str, Any], **kw: Any) -> str:
+    """Add an event to the caller's transaction; returns its id."""
+    values = event_values(type, data, **kw)
+    await session.execute(OutboxEvent.__table__.insert().values(values))
+    return values["id"]
+
+
+async def first_consumption(session: AsyncSession, consumer: str, event_id: str) -> bool:
+    """True the first time `consumer` sees `event_id` (in this transaction's view)."""
+    stmt = (
+        insert_ignoring_conflicts(session, ConsumedEvent.__table__, ["consumer", "event_id"])
+        .values(consumer=consumer, event_id=event_id, consumed_at=utcnow())
+        .returning(ConsumedEvent.__table__.c.event_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+# --- subscriptions: which actors hear which event types -----------------------------
+
+Publisher = Callable[[str, dict[str, Any]], None]
+_subscribers: dict[str, list[Any]] = defaultdict(list)
+
+
+def subscribe(*event_types: str) -> Callable[[Any], Any]:
+    """Decorator for Dramatiq actors: send them `(event_id, event)` for these types."""
+
+    def register(actor: Any) -> Any:
+        for event_type in event_types:
+            if actor not in _subscribers[event_type]:
+                _subscribers[event_type].append(actor)
+        return actor
+
+    return register
+
+
+def subscribers(event_type: str) -> list[Any]:
+    return list(_subscribers.get(event_type, ()))
+
+
+def as_message(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "payment_id": row.payment_id,
+        "subject_id": row.subject_id,
+        "department": row.department,
+        "data": row.data,
+        "occurred_at": row.occurred_at.isoformat() if row.occurred_at else None,
+    }
+
+
+async def relay_batch(limit: int = 200) -> int:
+    """Publish one batch of committed, unpublished events; returns how many.
+
+    On PostgreSQL concurrent relays skip each other's rows (FOR UPDATE SKIP LOCKED), so
+    relays scale out; on SQLite BEGIN IMMEDIATE already serialises them.
+    """
+    database = get_database()
+    table = OutboxEvent.__table__
+    async with database.session() as session, session.begin():
+        stmt = (
+            select(table)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await session.execute(stmt)).all()
+        if not rows:
+            return 0
+        for row in rows:
+            message = as_message(row)
+            for actor in subscribers(row.type):
+                actor.send(row.id, message)
+        await session.execute(
+            update(table).where(table.c.id.in_([r.id for r in rows])).values(published_at=utcnow())
+        )
+    return len(rows)

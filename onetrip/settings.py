@@ -1,0 +1,118 @@
+"""Settings read once from the environment.
+
+Every variable is listed in the README. The usual unprefixed names (DATABASE_URL,
+BROKER_URL, STRIPE_*, SMTP_URL) are honoured as well as the ONETRIP_ ones.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = _env(name)
+    return default if value is None else int(value)
+
+
+def async_database_url(url: str) -> str:
+    """Turn the usual `postgresql://` or `sqlite:///` forms into async driver URLs."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+psycopg://") or url.startswith("postgresql+psycopg2://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broker_url: str | None
+    stripe_api_key: str | None
+    stripe_webhook_secret: str | None
+    stripe_api_base: str | None
+    stripe_publishable_key: str
+    stripe_js_url: str
+    smtp_url: str | None
+    public_url: str
+    host: str
+    port: int
+    payment_expiry_minutes: int
+    print_interval: int
+    spool_dir: Path
+    cjk_font_path: str | None
+    courier_simulator: bool
+    webhook_allow_private: bool
+    relay_interval: float
+    stuck_payment_after_minutes: int
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def gateway(self) -> str:
+        """Which online gateway takes card payments: Stripe when a key is configured."""
+        return "stripe" if self.stripe_api_key else "sandbox"
+
+
+def load_settings() -> Settings:
+    raw_db = _env("DATABASE_URL") or _env("ONETRIP_DATABASE_URL") or "sqlite:///onetrip.db"
+    port = _int("ONETRIP_PORT", 8000)
+    host = _env("ONETRIP_HOST", "127.0.0.1") or "127.0.0.1"
+    return Settings(
+        database_url=async_database_url(raw_db),
+        broker_url=_env("BROKER_URL") or _env("ONETRIP_BROKER_URL"),
+        stripe_api_key=_env("STRIPE_API_KEY"),
+        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET"),
+        stripe_api_base=_env("STRIPE_API_BASE"),
+        stripe_publishable_key=_env("STRIPE_PUBLISHABLE_KEY", "pk_test_onetrip") or "",
+        stripe_js_url=_env("STRIPE_JS_URL", "https://js.stripe.com/v3/") or "",
+        smtp_url=_env("SMTP_URL"),
+        public_url=(_env("ONETRIP_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+        host=host,
+        port=port,
+        payment_expiry_minutes=_int("ONETRIP_PAYMENT_EXPIRY_MINUTES", 90),
+        print_interval=_int("ONETRIP_PRINT_INTERVAL", 60),
+        spool_dir=Path(_env("ONETRIP_SPOOL_DIR", "spool") or "spool"),
+        cjk_font_path=_env("ONETRIP_CJK_FONT"),
+        courier_simulator=_bool("ONETRIP_COURIER_SIMULATOR"),
+        webhook_allow_private=_bool("ONETRIP_WEBHOOK_ALLOW_PRIVATE"),
+        relay_interval=float(_env("ONETRIP_RELAY_INTERVAL", "0.5") or "0.5"),
+        stuck_payment_after_minutes=_int("ONETRIP_STUCK_PAYMENT_MINUTES", 15),
+        log_level=_env("ONETRIP_LOG_LEVEL", "INFO") or "INFO",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between apps)."""
+    get_settings.cache_clear()

@@ -1,0 +1,308 @@
+"""HTTP edges of the payments domain: catalogue, payments, refunds, Stripe webhooks.
+
+Controllers parse, authorise, call one service function and shape the response.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import logging
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
+from onetrip.db import get_database, unit_of_work
+from onetrip.errors import BadRequest, NotFound
+from onetrip.idempotency import fingerprint, run_idempotent
+from onetrip.settings import get_settings
+from payments import catalogue, service
+from payments.models import Refund
+from payments.pages import PagesController
+from payments.schemas import CounterCollectionIn, DepartmentIn, MatterIn, PaymentIn, RefundIn
+
+log = logging.getLogger(__name__)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", required=False, description="Makes retries safe"),
+]
+
+
+def _json(view: Any) -> Any:
+    return msgspec.to_builtins(view)
+
+
+async def _idempotent(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    key: str | None,
+    operation: Any,
+    status_code: int,
+) -> Response[Any]:
+    body = await request.body()
+    print_ = fingerprint(request.method, request.url.path, body)
+
+    async def run(session: Any) -> tuple[int, Any]:
+        return status_code, _json(await operation(session))
+
+    status, content = await run_idempotent(principal.key_id, key, print_, run)
+    return Response(content, status_code=status)
+
+
+class AdminCatalogueController(Controller):
+    path = "/api/v1/admin"
+    tags = ["admin"]
+    dependencies = {"principal": Provide(admin_key)}
+
+    @post("/departments", summary="Create a department", status_code=HTTP_201_CREATED)
+    async def create_department(self, principal: Principal, data: DepartmentIn) -> dict[str, Any]:
+        async with unit_of_work() as session:
+            department = await catalogue.create_department(session, data)
+        return catalogue.department_view(department)
+
+    @post(
+        "/matters",
+        summary="Create a matter, or add a fee version (effective from effective_from)",
+        status_code=HTTP_201_CREATED,
+    )
+    async def define_matter(self, principal: Principal, data: MatterIn) -> dict[str, Any]:
+        async with unit_of_work() as session:
+            info = await catalogue.define_matter(session, data)
+        return catalogue.matter_view(info)
+
+
+class CatalogueController(Controller):
+    path = "/api/v1"
+    tags = ["catalogue"]
+    dependencies = {"principal": Provide(any_key)}
+
+    @get("/departments", summary="Departments")
+    async def departments(self, principal: Principal) -> dict[str, Any]:
+        async with get_database().session() as session:
+            rows = await catalogue.list_departments(session)
+        return {"data": [catalogue.department_view(d) for d in rows], "next_cursor": None}
+
+    @get("/matters", summary="Matters and their fees in force")
+    async def matters(self, principal: Principal, department: str | None = None) -> dict[str, Any]:
+        async with get_database().session() as session:
+            infos = await catalogue.list_matters(session, department)
+        return {"data": [catalogue.matter_view(i) for i in infos], "next_cursor": None}
+
+    @get("/matters/{code:str}", summary="One matter, its fee in force and required materials")
+    async def matter(self, principal: Principal, code: str) -> dict[str, Any]:
+        return catalogue.matter_view(await catalogue.get_matter(code))
+
+
+class PaymentsController(Controller):
+    path = "/api/v1/payments"
+    tags = ["payments"]
+
+    @post("/", summary="Create a payment", dependencies={"principal": Provide(department_key)})
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        data: PaymentIn,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        return await _idempotent(
+            request,
+            principal,
+            idempotency_key,
+            lambda session: service.create_payment(session, principal, data),
+            HTTP_201_CREATED,
+        )
+
+    @get("/", summary="List payments", dependencies={"principal": Provide(any_key)})
+    async def list_payments(
+        self,
+        principal: Principal,
+        status: str | None = None,
+        reference: str | None = None,
+        created_from: Annotated[datetime | None, Parameter(query="from")] = None,
+        created_to: Annotated[datetime | None, Parameter(query="to")] = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        _reader(principal)
+        async with get_database().session() as session:
+            return await service.list_payments(
+                session,
+                principal,
+                status=status,
+                reference=reference,
+                created_from=created_from,
+                created_to=created_to,
+                limit=limit,
+                cursor=cursor,
+            )
+
+    @get("/{payment_id:str}", summary="One payment", dependencies={"principal": Provide(any_key)})
+    async def retrieve(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+        _reader(principal)
+        async with get_database().session() as session:
+            return service.payment_view(await service.get_payment(session, principal, payment_id))
+
+    @post(
+        "/{payment_id:str}/cancel",
+        summary="Cancel a payment that has not succeeded",
+        status_code=HTTP_200_OK,
+        dependencies={"principal": Provide(department_key)},
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        payment_id: str,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        await service.release_at_gateway(principal, payment_id)
+        if idempotency_key is None:
+            async with unit_of_work() as session:
+                return Response(_json(await service.cancel_payment(session, principal, payment_id)))
+        return await _idempotent(
+            request,
+            principal,
+            idempotency_key,
+            lambda session: service.cancel_payment(session, principal, payment_id),
+            HTTP_200_OK,
+        )
+
+    @post(
+        "/{payment_id:str}/counter",
+        summary="Record the fee as taken at a service window (cash or POS)",
+        status_code=HTTP_200_OK,
+        dependencies={"principal": Provide(department_key)},
+    )
+    async def counter(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        payment_id: str,
+        data: CounterCollectionIn,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        return await _idempotent(
+            request,
+            principal,
+            idempotency_key,
+            lambda session: service.collect_at_counter(session, principal, payment_id, data),
+            HTTP_200_OK,
+        )
+
+    @post(
+        "/{payment_id:str}/refunds",
+        summary="Refund all or part of a succeeded payment",
+        dependencies={"principal": Provide(department_key)},
+    )
+    async def refund(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        payment_id: str,
+        data: RefundIn,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        from onetrip import idempotency
+
+        key = idempotency.check_key(idempotency_key)
+        print_ = fingerprint(request.method, request.url.path, await request.body())
+        stored = await idempotency.stored_response(principal.key_id, key, print_)
+        if stored is not None:
+            return Response(stored[1], status_code=stored[0])
+        async with unit_of_work() as session:
+            refund = await service.reserve_refund(session, principal, payment_id, data)
+            if not await idempotency.claim(session, principal.key_id, key, print_, resource_id=refund.id):
+                raise idempotency.IdempotencyInProgress()
+        try:
+            await service.send_refund_to_gateway(refund.id)
+        except Exception:
+            # It stays pending and the answer says so; the retry job asks again.
+            log.warning("refund %s left pending", refund.id, exc_info=True)
+        async with unit_of_work() as session:
+            current = await session.get(Refund, refund.id)
+            body = _json(service.refund_view(current))
+            await idempotency.complete(session, principal.key_id, key, (HTTP_201_CREATED, body))
+        return Response(body, status_code=HTTP_201_CREATED)
+
+    @get(
+        "/{payment_id:str}/refunds",
+        summary="Refunds of a payment",
+        dependencies={"principal": Provide(any_key)},
+    )
+    async def refunds(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+        _reader(principal)
+        async with get_database().session() as session:
+            return {"data": await service.list_refunds(session, principal, payment_id), "next_cursor": None}
+
+    @get(
+        "/{payment_id:str}/events",
+        summary="Everything that happened to the payment, oldest first",
+        dependencies={"principal": Provide(any_key)},
+    )
+    async def events(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+        _reader(principal)
+        async with get_database().session() as session:
+            return {"data": await service.timeline(session, principal, payment_id), "next_cursor": None}
+
+    @get(
+        "/{payment_id:str}/receipt.pdf",
+        summary="The receipt of a succeeded payment",
+        media_type="application/pdf",
+        dependencies={"principal": Provide(any_key)},
+    )
+    async def receipt(self, principal: Principal, payment_id: str) -> Response[bytes]:
+        _reader(principal)
+        pdf = await service.receipt_pdf(principal, payment_id)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="receipt-{payment_id}.pdf"'},
+        )
+
+
+def _reader(principal: Principal) -> None:
+    require_role(principal, "department", "finance", "admin")
+
+
+class StripeWebhookController(Controller):
+    path = "/webhooks"
+    tags = ["webhooks"]
+
+    @post("/stripe", summary="Stripe events, verified by Stripe-Signature", status_code=HTTP_200_OK, security=[])
+    async def stripe_event(self, request: Request[Any, Any, Any]) -> dict[str, str]:
+        import stripe
+
+        secret = get_settings().stripe_webhook_secret
+        if not secret:
+            raise NotFound("Stripe webhooks are not configured", code="stripe_not_configured")
+        payload = await request.body()
+        signature = request.headers.get("stripe-signature")
+        if not signature:
+            raise BadRequest("missing Stripe-Signature header", code="invalid_signature")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=300)
+        except stripe.SignatureVerificationError:
+            raise BadRequest(
+                "the Stripe-Signature does not match, or its timestamp is too old",
+                code="invalid_signature",
+            ) from None
+        except ValueError:
+            raise BadRequest("the body is not a Stripe event", code="malformed_json") from None
+        outcome = await service.handle_stripe_event(event.to_dict())
+        return {"received": event.id, "outcome": outcome}
+
+
+routes = [
+    AdminCatalogueController,
+    CatalogueController,
+    PaymentsController,
+    StripeWebhookController,
+    PagesController,
+]

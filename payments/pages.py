@@ -1,0 +1,131 @@
+"""The applicant's pages: pay (Stripe.js or the sandbox) and track. No key: the
+unguessable token in the URL is the applicant's capability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from onetrip.db import get_database
+from onetrip.settings import get_settings
+from payments import service
+from payments.gateways.sandbox import TEST_CARDS
+
+TEXT = {
+    "zh-CN": {
+        "title": "缴费",
+        "pay": "支付",
+        "amount": "金额",
+        "matter": "事项",
+        "reference": "业务编号",
+        "payer": "缴款人",
+        "status": "状态",
+        "card": "银行卡号",
+        "sandbox_note": "测试环境：请使用下列测试卡，不会产生真实扣款。",
+        "succeeded": "缴费成功",
+        "failed": "支付未成功",
+        "cancelled": "该缴费已取消",
+        "expired": "该缴费已过期，请联系办理部门重新发起",
+        "created": "待支付",
+        "started": "待支付",
+        "track": "查看办理进度",
+        "back": "返回办理部门",
+        "unknown_card": "这不是测试卡号，请从下表中选择。",
+        "processing": "正在处理…",
+        "materials": "所需材料（一次告知）",
+    },
+    "en": {
+        "title": "Pay a fee",
+        "pay": "Pay",
+        "amount": "Amount",
+        "matter": "Matter",
+        "reference": "Reference",
+        "payer": "Payer",
+        "status": "Status",
+        "card": "Card number",
+        "sandbox_note": "Sandbox: use one of these test cards; no real money moves.",
+        "succeeded": "Payment received",
+        "failed": "The payment did not go through",
+        "cancelled": "This payment was cancelled",
+        "expired": "This payment link has expired; ask the department for a new one",
+        "created": "Awaiting payment",
+        "started": "Awaiting payment",
+        "track": "Track your licence",
+        "back": "Back to the department",
+        "unknown_card": "That is not a test card; pick one from the list.",
+        "processing": "Processing…",
+        "materials": "Materials you need (told once, in full)",
+    },
+}
+
+
+def language(request: Request[Any, Any, Any], payment: Any) -> str:
+    lang = request.query_params.get("lang") or (payment.applicant or {}).get("language")
+    return lang if lang in TEXT else "zh-CN"
+
+
+def money(amount: int, currency: str) -> str:
+    symbol = "¥" if currency == "CNY" else f"{currency} "
+    whole, fen = divmod(amount, 100)
+    return f"{symbol}{whole:,}.{fen:02d}"
+
+
+@dataclass
+class SandboxCardForm:
+    card_number: str = ""
+
+
+class PagesController(Controller):
+    path = ""
+    tags = ["applicant pages"]
+    include_in_schema = True
+
+    @get("/pay/{token:str}", summary="Hosted payment page", security=[])
+    async def pay_page(self, request: Request[Any, Any, Any], token: str) -> Template:
+        payment = await service.start_online(token)
+        lang = language(request, payment)
+        settings = get_settings()
+        return Template(
+            template_name="pay.html",
+            context={
+                "t": TEXT[lang],
+                "lang": lang,
+                "payment": payment,
+                "amount": money(payment.amount, payment.currency),
+                "urls": service.payment_urls(payment.token),
+                "stripe_js_url": settings.stripe_js_url,
+                "publishable_key": settings.stripe_publishable_key,
+                "test_cards": [(n, label) for n, (_, label) in TEST_CARDS.items()],
+                "error": request.query_params.get("error"),
+            },
+        )
+
+    @post("/pay/{token:str}/sandbox", summary="Sandbox card form", security=[], status_code=303)
+    async def sandbox_submit(
+        self,
+        token: str,
+        data: Annotated[SandboxCardForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Redirect:
+        payment, error = await service.sandbox_pay(token, data.card_number)
+        suffix = f"?error={error}" if error else ""
+        return Redirect(path=f"/pay/{payment.token}{suffix}", status_code=303)
+
+    @get("/track/{token:str}", summary="Payment, licence and delivery status", security=[])
+    async def track_page(self, request: Request[Any, Any, Any], token: str) -> Template:
+        async with get_database().session() as session:
+            payment = await service.payment_by_token(session, token)
+        lang = language(request, payment)
+        return Template(
+            template_name="track.html",
+            context={
+                "t": TEXT[lang],
+                "lang": lang,
+                "payment": payment,
+                "amount": money(payment.amount, payment.currency),
+            },
+        )

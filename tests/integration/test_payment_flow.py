@@ -1,0 +1,72 @@
+"""The spine, in-process: catalogue → payment → sandbox page → succeeded → ledger."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.factories import auth, make_key, payment_body, seed_catalogue
+
+
+@pytest.fixture
+async def keys(app_client):  # type: ignore[no-untyped-def]
+    admin = await make_key("admin")
+    await seed_catalogue(app_client, admin)
+    return {
+        "admin": admin,
+        "psb": await make_key("department", ["PSB"]),
+        "nrb": await make_key("department", ["NRB"]),
+        "finance": await make_key("finance"),
+    }
+
+
+async def wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_sandbox_payment_succeeds_and_books_the_fee(app_client, keys):  # type: ignore[no-untyped-def]
+    created = await app_client.post(
+        "/api/v1/payments", json=payment_body(), headers=auth(keys["psb"], "k-1")
+    )
+    assert created.status_code == 201, created.text
+    payment = created.json()
+    assert payment["status"] == "created"
+    assert payment["amount"] == 12000 and payment["currency"] == "CNY"
+    token = payment["payment_url"].rsplit("/", 1)[1]
+
+    page = await app_client.get(f"/pay/{token}")
+    assert page.status_code == 200
+    assert "4242424242424242" in page.text
+
+    paid = await app_client.post(
+        f"/pay/{token}/sandbox", data={"card_number": "4242 4242 4242 4242"}, follow_redirects=False
+    )
+    assert paid.status_code == 303, paid.text
+
+    current = (await app_client.get(f"/api/v1/payments/{payment['id']}", headers=auth(keys["psb"]))).json()
+    assert current["status"] == "succeeded"
+
+    events = (await app_client.get(f"/api/v1/payments/{payment['id']}/events", headers=auth(keys["psb"]))).json()
+    assert [e["type"] for e in events["data"]] == ["payment.created", "payment.started", "payment.succeeded"]
+
+    balance = (await app_client.get("/api/v1/ledger/trial-balance", headers=auth(keys["finance"]))).json()
+    assert balance["total_debits"] == balance["total_credits"] == 12000
+
+    async def receipt_rendered():  # the job, not the endpoint, renders it
+        from onetrip.db import get_database
+        from payments.models import Receipt
+
+        async with get_database().session() as session:
+            return await session.get(Receipt, payment["id"])
+
+    await wait_for(receipt_rendered)
+    pdf = await app_client.get(f"/api/v1/payments/{payment['id']}/receipt.pdf", headers=auth(keys["psb"]))
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
