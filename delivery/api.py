@@ -1,2 +1,35 @@
-"""(to be built in a later issue)"""
-routes: list = []
+"""HTTP edges of the delivery domain (courier partners so far)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get, post
+from litestar.di import Provide
+from litestar.status_codes import HTTP_201_CREATED
+
+from delivery import service
+from delivery.schemas import CourierPartnerIn
+from onetrip.auth import Principal, admin_key
+from onetrip.db import get_database, unit_of_work
+
+
+class AdminCourierPartnerController(Controller):
+    path = "/api/v1/admin/courier-partners"
+    tags = ["admin"]
+    dependencies = {"principal": Provide(admin_key)}
+
+    @post("/", summary="Register a courier partner (its webhook secret is shown once)", status_code=HTTP_201_CREATED)
+    async def create(self, principal: Principal, data: CourierPartnerIn) -> dict[str, Any]:
+        async with unit_of_work() as session:
+            partner = await service.create_partner(session, data)
+        return service.partner_view(partner, with_secret=True)
+
+    @get("/", summary="Courier partners")
+    async def list_partners(self, principal: Principal) -> dict[str, Any]:
+        async with get_database().session() as session:
+            partners = await service.list_partners(session)
+        return {"data": [service.partner_view(p) for p in partners], "next_cursor": None}
+
+
+routes: list[Any] = [AdminCourierPartnerController]

@@ -41,6 +41,9 @@ MATTERS: list[tuple[str, str, str, int, bool, bool, list[tuple[str, int]] | None
 async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
     """Create the demo catalogue and one key per audience (idempotent for the catalogue;
     new keys every time, since keys are shown only once)."""
+    from delivery.models import CourierPartner
+    from delivery.schemas import CourierPartnerIn, ServiceArea
+    from delivery.service import create_partner
     from payments import catalogue
     from payments.models import Department, Matter
     from payments.schemas import DepartmentIn, FeeShare, MatterIn
@@ -65,9 +68,19 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
                         required_materials=materials,
                     ),
                 )
+        if await session.get(CourierPartner, "SF") is None:
+            await create_partner(
+                session,
+                CourierPartnerIn(
+                    code="SF",
+                    name="顺丰速运（演示）",
+                    service_areas=[ServiceArea(province="浙江省"), ServiceArea(province="上海市")],
+                ),
+            )
         keys: dict[str, str] = {}
         _, keys["admin"] = await create_key(session, "admin", label="demo admin")
         _, keys["finance"] = await create_key(session, "finance", label="demo finance (all departments)")
+        _, keys["courier:SF"] = await create_key(session, "courier", partner="SF", label="demo courier")
         for code, _ in DEPARTMENTS:
             _, keys[f"department:{code}"] = await create_key(
                 session, "department", departments=[code], label=f"demo {code}"

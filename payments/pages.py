@@ -75,6 +75,14 @@ def money(amount: int, currency: str) -> str:
     return f"{symbol}{whole:,}.{fen:02d}"
 
 
+async def _materials(matter_code: str) -> list[str]:
+    """The one-time notice: everything the applicant must bring, shown at once."""
+    from payments.catalogue import matter_info
+
+    info = await matter_info(matter_code)
+    return list(info.required_materials) if info else []
+
+
 @dataclass
 class SandboxCardForm:
     card_number: str = ""
@@ -100,7 +108,11 @@ class PagesController(Controller):
                 "urls": service.payment_urls(payment.token),
                 "stripe_js_url": settings.stripe_js_url,
                 "publishable_key": settings.stripe_publishable_key,
-                "test_cards": [(n, label) for n, (_, label) in TEST_CARDS.items()],
+                "test_cards": [
+                    (number, zh if lang == "zh-CN" else en)
+                    for number, (_, en, zh) in TEST_CARDS.items()
+                ],
+                "materials": await _materials(payment.matter_code),
                 "error": request.query_params.get("error"),
             },
         )

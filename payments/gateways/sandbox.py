@@ -11,19 +11,21 @@ from payments.gateways.base import Outcome, RefundResult, Started
 from payments.models import Payment, Refund
 
 
-#: card number → outcome; shown on the sandbox page
+#: card number → (outcome, label in English, label in Chinese); shown on the page
 TEST_CARDS = {
-    "4242424242424242": ("succeeded", "Visa — succeeds"),
-    "5555555555554444": ("succeeded", "Mastercard — succeeds"),
-    "6200000000000005": ("succeeded", "UnionPay 银联 — succeeds"),
-    "4000000000000002": ("failed", "Visa — declined"),
-    "4000000000009995": ("failed", "Visa — insufficient funds"),
+    "4242424242424242": ("succeeded", "Visa — succeeds", "Visa — 支付成功"),
+    "5555555555554444": ("succeeded", "Mastercard — succeeds", "Mastercard — 支付成功"),
+    "6200000000000005": ("succeeded", "UnionPay — succeeds", "银联 — 支付成功"),
+    "4000000000000002": ("failed", "Visa — declined", "Visa — 被拒绝"),
+    "4000000000009995": ("failed", "Visa — insufficient funds", "Visa — 余额不足"),
 }
 
 
 def card_outcome(card_number: str) -> tuple[str, str] | None:
+    """(outcome, English label) for a test card, or None for any other number."""
     digits = "".join(ch for ch in card_number if ch.isdigit())
-    return TEST_CARDS.get(digits)
+    card = TEST_CARDS.get(digits)
+    return (card[0], card[1]) if card else None
 
 
 class SandboxGateway:

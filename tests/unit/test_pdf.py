@@ -1,0 +1,298 @@
+"""The PDF kernel: choosing the Chinese font, and barcodes that scanners can read."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import pytest
+import segno
+
+from onetrip import pdf
+
+REQUIRE = os.environ.get("ONETRIP_TEST_REQUIRE_SERVICES") == "1"
+TRACKING_URL = "https://onetrip.example.gov.cn/track/pay_01JQ8Z4K7M2N3P4Q5R6S7T8V9W"
+
+
+def installed_debian_font() -> str:
+    for path in pdf.DEBIAN_CJK_FONTS:
+        if Path(path).is_file():
+            return path
+    if REQUIRE:
+        pytest.fail("no TrueType CJK font installed (apt-get install fonts-wqy-microhei)")
+    pytest.skip("no TrueType CJK font installed")
+
+
+class RecordingCanvas:
+    """Just enough of a ReportLab canvas to see what the barcode functions draw."""
+
+    def __init__(self) -> None:
+        self.matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+        self.rects: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1 on page
+
+    def saveState(self) -> None:
+        self._saved = self.matrix
+
+    def restoreState(self) -> None:
+        self.matrix = self._saved
+
+    def setFillColorRGB(self, *rgb: float) -> None:
+        assert rgb == (0, 0, 0)
+
+    def transform(self, a: float, b: float, c: float, d: float, e: float, f: float) -> None:
+        assert (b, c) == (0, 0)
+        self.matrix = (a, b, c, d, e, f)
+
+    def addLiteral(self, text: str) -> None:
+        a, _, _, d, e, f = self.matrix
+        assert text.endswith("\nf")
+        for match in re.finditer(r"(\S+) (\S+) (\S+) (\S+) re", text):
+            x, y, w, h = map(float, match.groups())
+            xs = sorted((a * x + e, a * (x + w) + e))
+            ys = sorted((d * y + f, d * (y + h) + f))
+            self.rects.append((xs[0], ys[0], xs[1], ys[1]))
+
+    def raster(self, width: float, height: float, scale: float) -> memoryview:
+        """Grey pixels (0 dark, 255 light) of the page area, pixel centres sampled."""
+        columns, rows = round(width * scale), round(height * scale)
+        pixels = bytearray([255]) * (columns * rows)
+        for x0, y0, x1, y1 in self.rects:
+            for row in range(rows):
+                page_y = height - (row + 0.5) / scale
+                if not y0 <= page_y <= y1:
+                    continue
+                first = max(0, round(x0 * scale))
+                last = min(columns, round(x1 * scale))
+                pixels[row * columns + first : row * columns + last] = bytes(last - first)
+        return memoryview(bytes(pixels)).cast("B", (rows, columns))
+
+
+def decode(image: memoryview) -> list[str]:
+    zxingcpp = pytest.importorskip("zxingcpp")
+    return [barcode.text for barcode in zxingcpp.read_barcodes(image)]
+
+
+@pytest.fixture
+def without_zint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "_zint", None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_font_choice() -> None:
+    pdf.reset_cjk_font()
+    yield
+    pdf.reset_cjk_font()
+
+
+# --- fonts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("/fonts/wqy-microhei.ttc", ("/fonts/wqy-microhei.ttc", 0)),
+        ("/fonts/wqy-microhei.ttc#1", ("/fonts/wqy-microhei.ttc", 1)),
+        ("/fonts/odd#name.ttf", ("/fonts/odd#name.ttf", 0)),
+    ],
+)
+def test_font_spec_takes_a_ttc_face_index_after_a_hash(spec, expected):
+    assert pdf.parse_font_spec(spec) == expected
+
+
+def test_without_any_truetype_font_falls_back_to_stsong_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="onetrip.pdf"):
+        font = pdf.find_cjk_font("/nonexistent/font.ttf", candidates=())
+    assert font.name == "STSong-Light"
+    assert not font.embedded
+    assert "not embedded" in caplog.text
+    assert "/nonexistent/font.ttf" in caplog.text
+
+
+def test_a_font_that_cannot_be_read_is_skipped(tmp_path, caplog):
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font")
+    with caplog.at_level(logging.WARNING, logger="onetrip.pdf"):
+        font = pdf.find_cjk_font(str(broken), candidates=())
+    assert font.name == "STSong-Light"
+    assert "cannot use" in caplog.text
+
+
+def test_the_configured_font_and_face_win():
+    path = installed_debian_font()
+    font = pdf.find_cjk_font(f"{path}#0", candidates=())
+    assert font.embedded
+    assert font.path == path
+    assert font.name.startswith("OneTripCJK-")
+
+
+def test_a_missing_configured_font_falls_back_to_the_debian_fonts(caplog):
+    path = installed_debian_font()
+    with caplog.at_level(logging.WARNING, logger="onetrip.pdf"):
+        font = pdf.find_cjk_font("/nonexistent/font.ttf")
+    assert font.embedded
+    assert font.path == path
+    assert "does not exist" in caplog.text
+
+
+def test_cjk_font_reads_onetrip_cjk_font_from_the_settings(monkeypatch):
+    from onetrip.settings import reset_settings
+
+    path = installed_debian_font()
+    monkeypatch.setenv("ONETRIP_CJK_FONT", path)
+    reset_settings()
+    try:
+        assert pdf.current_cjk_font().path == path
+        assert pdf.cjk_font_embedded()
+        assert pdf.cjk_font() == pdf.current_cjk_font().name
+        # WenQuanYi and AR PL have no bold face: the regular one is stroked instead.
+        font, synthetic = pdf.cjk_emphasis()
+        assert font == pdf.cjk_bold_font() == pdf.cjk_font()
+        assert synthetic
+    finally:
+        monkeypatch.delenv("ONETRIP_CJK_FONT")
+        reset_settings()
+
+
+def test_a_bold_face_beside_the_configured_font_is_registered_as_its_bold(tmp_path):
+    path = installed_debian_font()
+    regular = tmp_path / f"Sample-Regular{Path(path).suffix}"
+    regular.symlink_to(path)
+    (tmp_path / f"Sample-Bold{Path(path).suffix}").symlink_to(path)
+    font = pdf.find_cjk_font(str(regular), candidates=())
+    assert font.has_real_bold
+    assert "Sample-Bold" in font.bold_name
+
+
+def test_bold_siblings_are_found_by_file_name(tmp_path):
+    regular = tmp_path / "Sample-Regular.ttf"
+    bold = tmp_path / "Sample-Bold.ttf"
+    regular.touch()
+    bold.touch()
+    assert pdf._bold_sibling(str(regular)) == str(bold)
+    assert pdf._bold_sibling(str(bold)) is None
+
+
+# --- QR codes ----------------------------------------------------------------------------
+
+
+def draw_and_read_qr(data: str) -> tuple[int, list[str], RecordingCanvas]:
+    canvas = RecordingCanvas()
+    modules = pdf.draw_qr(canvas, data, 10, 20, 120)
+    return modules, decode(canvas.raster(140, 160, scale=6)), canvas
+
+
+def test_a_drawn_qr_code_decodes_to_the_tracking_url():
+    modules, texts, _ = draw_and_read_qr(TRACKING_URL)
+    assert texts == [TRACKING_URL]
+    assert modules == len(pdf.qr_matrix(TRACKING_URL))
+
+
+def test_a_qr_code_with_chinese_text_decodes_as_utf8():
+    data = "缴费凭证 pay_01JQ8Z4K7M2N3P4Q5R6S7T8V9W 张伟"
+    assert draw_and_read_qr(data)[1] == [data]
+
+
+def test_the_segno_fallback_draws_segnos_matrix_and_decodes(without_zint):
+    code = segno.make_qr(TRACKING_URL.encode(), error="m", boost_error=False)
+    expected = [[bool(module) for module in row] for row in code.matrix]
+    assert pdf.barcode_backend() == "fallback"
+    assert pdf.qr_matrix(TRACKING_URL) == expected
+    modules, texts, canvas = draw_and_read_qr(TRACKING_URL)
+    assert modules == len(expected)
+    assert texts == [TRACKING_URL]
+    dark = sum(sum(row) for row in expected)
+    drawn = sum(round((x1 - x0) / (120 / (modules + 8))) for x0, _, x1, _ in canvas.rects)
+    assert drawn == dark
+
+
+def test_qr_rows_draw_one_rectangle_per_run_of_dark_modules():
+    matrix = pdf.qr_matrix(TRACKING_URL)
+    canvas = RecordingCanvas()
+    pdf.draw_qr(canvas, TRACKING_URL, 0, 0, 100)
+    runs = sum(len(pdf._dark_runs("".join("01"[dark] for dark in row))) for row in matrix)
+    assert len(canvas.rects) == runs < sum(sum(row) for row in matrix)
+
+
+def test_qr_code_stays_inside_its_square_with_a_quiet_zone():
+    canvas = RecordingCanvas()
+    modules = pdf.draw_qr(canvas, TRACKING_URL, 10, 20, 120)
+    module = 120 / (modules + 2 * pdf.QR_QUIET_ZONE)
+    margin = pdf.QR_QUIET_ZONE * module
+    assert min(x0 for x0, *_ in canvas.rects) == pytest.approx(10 + margin)
+    assert max(x1 for *_, x1, _ in canvas.rects) == pytest.approx(130 - margin)
+    assert min(y0 for _, y0, *_ in canvas.rects) == pytest.approx(20 + margin)
+    assert max(y1 for *_, y1 in canvas.rects) == pytest.approx(140 - margin)
+
+
+def test_dark_runs_cover_a_row_exactly():
+    assert pdf._dark_runs("110100111") == [(0, 2), (3, 1), (6, 3)]
+    assert pdf._dark_runs("00") == []
+
+
+def test_empty_qr_data_is_refused():
+    with pytest.raises(ValueError):
+        pdf.qr_matrix("")
+
+
+# --- Code 128 ----------------------------------------------------------------------------
+
+
+def test_a_drawn_code128_decodes():
+    if pdf.barcode_backend() != "zint":
+        pytest.skip("libzint not installed; the ReportLab fallback is checked via a PDF")
+    canvas = RecordingCanvas()
+    pdf.draw_code128(canvas, "SF1234567890", 20, 10, 200, 50)
+    assert decode(canvas.raster(240, 70, scale=4)) == ["SF1234567890"]
+    assert min(x0 for x0, *_ in canvas.rects) == pytest.approx(20)
+    assert max(x1 for *_, x1, _ in canvas.rects) == pytest.approx(220)
+
+
+def test_the_reportlab_code128_fallback_decodes(without_zint, tmp_path):
+    image = render_page_to_grey(
+        tmp_path, lambda c: pdf.draw_code128(c, "SF1234567890", 40, 40, 220, 60)
+    )
+    assert decode(image) == ["SF1234567890"]
+
+
+@pytest.mark.parametrize("data", ["", "顺丰速运", "line\nbreak"])
+def test_code128_refuses_what_it_cannot_encode(data):
+    with pytest.raises(ValueError):
+        pdf.draw_code128(RecordingCanvas(), data, 0, 0, 100, 30)
+
+
+def test_qr_drawn_into_a_real_pdf_decodes_after_rasterising(tmp_path):
+    image = render_page_to_grey(tmp_path, lambda c: pdf.draw_qr(c, TRACKING_URL, 40, 40, 150))
+    assert decode(image) == [TRACKING_URL]
+
+
+def render_page_to_grey(tmp_path: Path, draw) -> memoryview:
+    """Draw on a small real PDF page and rasterise it with poppler's pdftoppm."""
+    import shutil
+    import subprocess
+
+    from reportlab.pdfgen.canvas import Canvas
+
+    if shutil.which("pdftoppm") is None:
+        if REQUIRE:
+            pytest.fail("pdftoppm is required (apt-get install poppler-utils)")
+        pytest.skip("pdftoppm (poppler-utils) not installed")
+    path = tmp_path / "page.pdf"
+    canvas = Canvas(str(path), pagesize=(300, 240))
+    draw(canvas)
+    canvas.save()
+    subprocess.run(
+        ["pdftoppm", "-gray", "-r", "150", "-singlefile", str(path), str(tmp_path / "page")],
+        check=True,
+    )
+    return read_pgm(tmp_path / "page.pgm")
+
+
+def read_pgm(path: Path) -> memoryview:
+    data = path.read_bytes()
+    header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", data)
+    assert header, "not an 8-bit PGM"
+    width, height = int(header[1]), int(header[2])
+    pixels = data[header.end() : header.end() + width * height]
+    return memoryview(pixels).cast("B", (height, width))
