@@ -13,12 +13,16 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from datetime import UTC, datetime
-
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table, TypeDecorator, event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from onetrip.settings import get_settings
@@ -45,9 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
+        # A naive datetime is taken to be UTC already (what SQLite hands back).
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
@@ -156,9 +159,8 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
     transaction and its outbox events commit together or not at all.
     """
     database = get_database()
-    async with database.session() as session:
-        async with session.begin():
-            yield session
+    async with database.session() as session, session.begin():
+        yield session
     database.notify_committed()
 
 
