@@ -79,7 +79,11 @@ class EmbeddedRuntime:
 
     async def start(self) -> None:
         load_job_modules()
-        self.worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=self.worker_threads)
+        # A short consumer timeout: in-process the StubBroker is local, and a long one
+        # only delays shutdown.
+        self.worker = dramatiq.Worker(
+            dramatiq.get_broker(), worker_threads=self.worker_threads, worker_timeout=100
+        )
         self.worker.start()
         self.task = asyncio.create_task(self.relay.run(), name="onetrip-relay")
 
