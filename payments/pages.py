@@ -38,6 +38,7 @@ TEXT = {
         "unknown_card": "这不是测试卡号，请从下表中选择。",
         "processing": "正在处理…",
         "materials": "所需材料（一次告知）",
+        "confirming": "正在确认您的支付，页面将自动刷新…",
     },
     "en": {
         "title": "Pay a fee",
@@ -60,6 +61,7 @@ TEXT = {
         "unknown_card": "That is not a test card; pick one from the list.",
         "processing": "Processing…",
         "materials": "Materials you need (told once, in full)",
+        "confirming": "We are confirming your payment; this page refreshes by itself…",
     },
 }
 
@@ -73,6 +75,14 @@ def money(amount: int, currency: str) -> str:
     symbol = "¥" if currency == "CNY" else f"{currency} "
     whole, fen = divmod(amount, 100)
     return f"{symbol}{whole:,}.{fen:02d}"
+
+
+async def _department_name(code: str) -> str:
+    from payments.models import Department
+
+    async with get_database().session() as session:
+        department = await session.get(Department, code)
+    return department.name if department else code
 
 
 async def _materials(matter_code: str) -> list[str]:
@@ -114,6 +124,7 @@ class PagesController(Controller):
                 ],
                 "materials": await _materials(payment.matter_code),
                 "error": request.query_params.get("error"),
+                "department_name": await _department_name(payment.department),
             },
         )
 
@@ -139,5 +150,6 @@ class PagesController(Controller):
                 "lang": lang,
                 "payment": payment,
                 "amount": money(payment.amount, payment.currency),
+                "department_name": await _department_name(payment.department),
             },
         )

@@ -366,6 +366,7 @@ async def stripe_stack(
     env.setenv("STRIPE_API_BASE", localstripe)
     env.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
     env.setenv("ONETRIP_PUBLIC_URL", base_url)
+    env.setenv("STRIPE_JS_URL", f"{localstripe}/js.stripe.com/v3/")  # its fake Stripe.js
     reset_settings()
     stripe_gateway.forget_clients()
 
