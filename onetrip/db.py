@@ -86,8 +86,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
+    # Pool sized to the concurrency one process serves: connections opened beyond it
+    # and closed again cost more than waiting for a free one (benchmarks/RESULTS.md).
+    kwargs.setdefault("pool_size", get_settings().db_pool_size)
+    kwargs.setdefault("max_overflow", 2)
     # No pre-ping: it costs a round trip per unit of work on the hot path. Connections
     # are recycled instead, and a dropped one fails one request, which clients retry
     # safely with their Idempotency-Key.

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -44,7 +45,19 @@ class IdempotencyRecord(Base):
 Response = tuple[int, Any]
 
 
+def canonical_body(body: bytes) -> bytes:
+    """The same JSON however it is spelled (key order, whitespace, escapes), so a
+    client's retry that serialises the same request differently is still a replay."""
+    if not body:
+        return body
+    try:
+        return msgspec.json.encode(msgspec.json.decode(body), order="sorted")
+    except (msgspec.DecodeError, msgspec.EncodeError):
+        return body
+
+
 def fingerprint(method: str, path: str, body: bytes) -> str:
+    body = canonical_body(body)
     digest = hashlib.sha256()
     digest.update(method.encode())
     digest.update(b"\0")
@@ -126,9 +139,7 @@ async def stored_response(scope: str, key: str, request_fingerprint: str) -> Res
     if row is None:
         return None
     if row.fingerprint != request_fingerprint:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was already used with a different request"
-        )
+        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request")
     if row.status_code is None:
         raise IdempotencyInProgress()
     return row.status_code, row.response

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from onetrip.errors import OneTripError
@@ -41,28 +43,63 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
-def _field_name(key: str | None) -> str:
-    if not key:
-        return "body"
-    return key.removeprefix("$.").removeprefix("$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.+)`$")
+_MISSING_FIELD = re.compile(r"^Object missing required field `(.+)`$")
 
 
-def _validation_errors(extra: Any) -> list[dict[str, str]]:
+def _public_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name the client used for a handler argument (`from`, not `created_from`)."""
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except Exception:  # no handler resolved (e.g. the route was not found)
+        return key
+    kwarg = getattr(parameter, "kwarg_definition", None)
+    return getattr(kwarg, "name", None) or key
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _validation_error(request: Request[Any, Any, Any], item: dict[str, Any]) -> dict[str, str]:
+    key = str(item.get("key") or "").removeprefix("$.").removeprefix("$")
+    message = str(item.get("message", "is not valid"))
+    is_body = item.get("source") == "body" or key == "data" or not key
+    if key == "data":
+        key = ""
+    elif not is_body:
+        key = _public_name(request, key)
+    if match := _UNKNOWN_FIELD.match(message):
+        return {"field": _join(key, match.group(1)), "message": "unknown field"}
+    if match := _MISSING_FIELD.match(message):
+        return {"field": _join(key, match.group(1)), "message": "required"}
+    if is_body and not key and message.strip("'") == "data":
+        # Litestar's KeyError when there is no body at all
+        return {"field": "body", "message": "a JSON request body is required"}
+    return {"field": key or "body", "message": message}
+
+
+def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     if isinstance(extra, list):
         for item in extra:
             if isinstance(item, dict):
-                errors.append(
-                    {
-                        "field": _field_name(item.get("key")),
-                        "message": str(item.get("message", "is not valid")),
-                    }
-                )
+                errors.append(_validation_error(request, item))
     return errors
 
 
+def _is_malformed_body(exc: HTTPException) -> bool:
+    """Litestar turns a body that does not decode into a plain 400 ClientException."""
+    cause = exc.__cause__
+    return isinstance(cause, SerializationException | msgspec.DecodeError) or (
+        exc.status_code == 400 and "json is malformed" in (exc.detail or "").lower()
+    )
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: OneTripError) -> Response[Any]:
-    return problem_response(exc.to_problem(instance=request.url.path))
+    # RFC 9110: a 401 names the scheme the client should authenticate with
+    headers = {"WWW-Authenticate": 'Bearer realm="onetrip"'} if exc.status == 401 else None
+    return problem_response(exc.to_problem(instance=request.url.path), headers=headers)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -70,20 +107,21 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     code = _CODES.get(status, "error")
     errors = None
     detail = exc.detail
+    title = detail
     if isinstance(exc, ValidationException):
-        errors = _validation_errors(exc.extra)
-        lowered = (detail or "").lower()
-        if "json" in lowered and ("malformed" in lowered or "decode" in lowered or "invalid" in lowered):
-            code = "malformed_json"
-        elif "json" in lowered and not errors:
-            code = "malformed_json"
-        else:
-            code = "validation_failed"
-        if errors and not detail.startswith("Validation failed"):
-            detail = f"Validation failed: {errors[0]['field']}: {errors[0]['message']}"
+        errors = _validation_errors(request, exc.extra)
+        code = "validation_failed"
+        title = "The request is not valid"
+        if errors:
+            first = errors[0]
+            detail = f"Validation failed: {first['field']}: {first['message']}"
+    elif _is_malformed_body(exc):
+        code = "malformed_json"
+        title = "The request body is not valid JSON"
+        detail = f"The request body is not valid JSON ({detail})"
     body: dict[str, Any] = {
         "type": f"https://onetrip.gov.cn/problems/{code.replace('_', '-')}",
-        "title": detail if status != 400 or not errors else "The request is not valid",
+        "title": title,
         "status": status,
         "detail": detail,
         "code": code,

@@ -11,8 +11,8 @@ def load_models() -> MetaData:
     import delivery.models  # noqa: F401
     import ledger.models  # noqa: F401
     import notifications.models  # noqa: F401
-    import onetrip.auth  # noqa: F401
-    import onetrip.idempotency  # noqa: F401
+    import onetrip.auth
+    import onetrip.idempotency
     import onetrip.outbox  # noqa: F401
     import payments.models  # noqa: F401
 

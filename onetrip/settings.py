@@ -64,6 +64,7 @@ class Settings:
     relay_interval: float
     stuck_payment_after_minutes: int
     log_level: str
+    db_pool_size: int
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -105,6 +106,7 @@ def load_settings() -> Settings:
         relay_interval=float(_env("ONETRIP_RELAY_INTERVAL", "0.5") or "0.5"),
         stuck_payment_after_minutes=_int("ONETRIP_STUCK_PAYMENT_MINUTES", 15),
         log_level=_env("ONETRIP_LOG_LEVEL", "INFO") or "INFO",
+        db_pool_size=_int("ONETRIP_DB_POOL_SIZE", 20),
     )
 
 

@@ -5,10 +5,9 @@ Controllers parse, authorise, call one service function and shape the response.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
-
 import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -18,7 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
 from onetrip.db import get_database, unit_of_work
-from onetrip.errors import BadRequest, NotFound
+from onetrip.errors import BadRequest, NotFound, OneTripError, ValidationFailed
 from onetrip.idempotency import fingerprint, run_idempotent
 from onetrip.settings import get_settings
 from payments import catalogue, service
@@ -27,6 +26,8 @@ from payments.pages import PagesController
 from payments.schemas import CounterCollectionIn, DepartmentIn, MatterIn, PaymentIn, RefundIn
 
 log = logging.getLogger(__name__)
+
+PaymentStatus = Literal["created", "started", "succeeded", "failed", "cancelled", "expired"]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -123,7 +124,7 @@ class PaymentsController(Controller):
     async def list_payments(
         self,
         principal: Principal,
-        status: str | None = None,
+        status: PaymentStatus | None = None,
         reference: str | None = None,
         created_from: Annotated[datetime | None, Parameter(query="from")] = None,
         created_to: Annotated[datetime | None, Parameter(query="to")] = None,
@@ -131,6 +132,7 @@ class PaymentsController(Controller):
         cursor: str | None = None,
     ) -> dict[str, Any]:
         _reader(principal)
+        _require_offset(from_=created_from, to=created_to)
         async with get_database().session() as session:
             return await service.list_payments(
                 session,
@@ -216,10 +218,21 @@ class PaymentsController(Controller):
         stored = await idempotency.stored_response(principal.key_id, key, print_)
         if stored is not None:
             return Response(stored[1], status_code=stored[0])
-        async with unit_of_work() as session:
-            refund = await service.reserve_refund(session, principal, payment_id, data)
-            if not await idempotency.claim(session, principal.key_id, key, print_, resource_id=refund.id):
-                raise idempotency.IdempotencyInProgress()
+        try:
+            async with unit_of_work() as session:
+                refund = await service.reserve_refund(session, principal, payment_id, data)
+                if not await idempotency.claim(
+                    session, principal.key_id, key, print_, resource_id=refund.id
+                ):
+                    raise idempotency.IdempotencyInProgress()  # rolls this refund back
+        except OneTripError:
+            # A concurrent request with this key got there first (and may have taken
+            # the amount): answer as a replay of it — its response, 409 while it is
+            # still running, 422 if its body differs — never as a new refund's error.
+            stored = await idempotency.stored_response(principal.key_id, key, print_)
+            if stored is None:
+                raise
+            return Response(stored[1], status_code=stored[0])
         try:
             await service.send_refund_to_gateway(refund.id)
         except Exception:
@@ -239,7 +252,10 @@ class PaymentsController(Controller):
     async def refunds(self, principal: Principal, payment_id: str) -> dict[str, Any]:
         _reader(principal)
         async with get_database().session() as session:
-            return {"data": await service.list_refunds(session, principal, payment_id), "next_cursor": None}
+            return {
+                "data": await service.list_refunds(session, principal, payment_id),
+                "next_cursor": None,
+            }
 
     @get(
         "/{payment_id:str}/events",
@@ -249,7 +265,10 @@ class PaymentsController(Controller):
     async def events(self, principal: Principal, payment_id: str) -> dict[str, Any]:
         _reader(principal)
         async with get_database().session() as session:
-            return {"data": await service.timeline(session, principal, payment_id), "next_cursor": None}
+            return {
+                "data": await service.timeline(session, principal, payment_id),
+                "next_cursor": None,
+            }
 
     @get(
         "/{payment_id:str}/receipt.pdf",
@@ -271,11 +290,29 @@ def _reader(principal: Principal) -> None:
     require_role(principal, "department", "finance", "admin")
 
 
+def _require_offset(**moments: datetime | None) -> None:
+    """RFC 3339 timestamps carry an offset; a naive one cannot be compared in UTC."""
+    errors = [
+        {"field": name.rstrip("_"), "message": "must be an RFC 3339 timestamp with an offset"}
+        for name, moment in moments.items()
+        if moment is not None and moment.tzinfo is None
+    ]
+    if errors:
+        raise ValidationFailed(
+            "timestamps need a UTC offset, e.g. 2026-03-01T00:00:00+08:00", errors=errors
+        )
+
+
 class StripeWebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
 
-    @post("/stripe", summary="Stripe events, verified by Stripe-Signature", status_code=HTTP_200_OK, security=[])
+    @post(
+        "/stripe",
+        summary="Stripe events, verified by Stripe-Signature",
+        status_code=HTTP_200_OK,
+        security=[],
+    )
     async def stripe_event(self, request: Request[Any, Any, Any]) -> dict[str, str]:
         import stripe
 

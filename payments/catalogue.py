@@ -33,6 +33,16 @@ class FeeVersion:
     currency: str
     fee_split: tuple[tuple[str, int], ...]
     effective_from: datetime
+    created_at: datetime | None = None
+
+    @property
+    def applies_from(self) -> datetime:
+        """When this version starts to price new payments: its `effective_from`, but
+        never before it was written (a fee cannot apply to payments already made, and
+        one dated in the past replaces the fee in force at once)."""
+        if self.created_at is None:
+            return self.effective_from
+        return max(self.effective_from, self.created_at)
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,12 @@ class MatterInfo:
     deliverable: bool
     auto_issue: bool
     required_materials: tuple[str, ...]
-    fees: tuple[FeeVersion, ...]  # ascending effective_from
+    fees: tuple[FeeVersion, ...]  # ascending applies_from, then in the order written
 
     def fee_at(self, moment: datetime) -> FeeVersion | None:
         current = None
         for fee in self.fees:
-            if fee.effective_from <= moment:
+            if fee.applies_from <= moment:
                 current = fee
         return current
 
@@ -121,15 +131,23 @@ async def list_departments(session: AsyncSession) -> list[Department]:
     return list((await session.execute(select(Department).order_by(Department.code))).scalars())
 
 
+def _fee_version(row: MatterFee) -> FeeVersion:
+    return FeeVersion(
+        amount=row.amount,
+        currency=row.currency,
+        fee_split=tuple((s["department"], int(s["share_bps"])) for s in row.fee_split),
+        effective_from=row.effective_from,
+        created_at=row.created_at,
+    )
+
+
 async def _load(session: AsyncSession, code: str) -> MatterInfo | None:
     matter = await session.get(Matter, code)
     if matter is None:
         return None
     fees = (
         await session.execute(
-            select(MatterFee)
-            .where(MatterFee.matter_code == code)
-            .order_by(MatterFee.effective_from, MatterFee.id)
+            select(MatterFee).where(MatterFee.matter_code == code).order_by(MatterFee.id)
         )
     ).scalars()
     return MatterInfo(
@@ -139,15 +157,8 @@ async def _load(session: AsyncSession, code: str) -> MatterInfo | None:
         deliverable=matter.deliverable,
         auto_issue=matter.auto_issue,
         required_materials=tuple(matter.required_materials or ()),
-        fees=tuple(
-            FeeVersion(
-                amount=f.amount,
-                currency=f.currency,
-                fee_split=tuple((s["department"], int(s["share_bps"])) for s in f.fee_split),
-                effective_from=f.effective_from,
-            )
-            for f in fees
-        ),
+        # stable sort: versions that apply from the same moment keep the order written
+        fees=tuple(sorted((_fee_version(f) for f in fees), key=lambda fee: fee.applies_from)),
     )
 
 

@@ -423,6 +423,9 @@ async def sandbox_pay(token: str, card_number: str) -> tuple[Payment, str | None
         payment = await payment_by_token(session, token)
         if payment.gateway != "sandbox" or payment.status != STARTED:
             return payment, None
+        if payment.expires_at <= utcnow():  # due, and the sweep has not run yet
+            payment, _ = await apply_event(session, payment.id, "expire", reason="expired")
+            return payment, None
         outcome = card_outcome(card_number)
         if outcome is None:
             return payment, "unknown_card"
@@ -663,7 +666,10 @@ async def expire_due_payments(limit: int = 500) -> int:
             )
         ).scalars().all()
     for payment in due:
-        await _resolve_online(payment, expire=True)
+        try:
+            await _resolve_online(payment, expire=True)
+        except Exception:  # one the gateway cannot answer for must not stop the others
+            log.exception("could not expire payment %s", payment.id)
     return len(due)
 
 
