@@ -24,7 +24,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from onetrip.clock import utcnow
 from onetrip.db import Base, UTCDateTime, get_database
 from onetrip.errors import Forbidden, Unauthorized, ValidationFailed
-from onetrip.ids import new_id
 
 Role = Literal["department", "finance", "courier", "admin"]
 ROLES: tuple[str, ...] = ("department", "finance", "courier", "admin")
@@ -83,7 +82,7 @@ async def create_key(
         raise ValidationFailed("a department key is bound to exactly one department")
     if role == "courier" and not partner:
         raise ValidationFailed("a courier key is bound to one courier partner")
-    key_id = new_id("key")[4:20]
+    key_id = secrets.token_hex(8)
     plain = f"otk_{key_id}_{secrets.token_urlsafe(24)}"
     row = ApiKey(
         id=key_id,

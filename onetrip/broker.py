@@ -74,8 +74,7 @@ def broker_reachable(broker: dramatiq.Broker) -> bool:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         if isinstance(broker, RabbitmqBroker):
-            channel = broker.channel
-            return bool(channel and channel.is_open)
+            return _rabbitmq_reachable(broker)
         from dramatiq.brokers.redis import RedisBroker
 
         if isinstance(broker, RedisBroker):
@@ -84,3 +83,22 @@ def broker_reachable(broker: dramatiq.Broker) -> bool:
         log.warning("broker health check failed", exc_info=True)
         return False
     return True
+
+
+def _rabbitmq_reachable(broker: dramatiq.Broker) -> bool:
+    """Talk to RabbitMQ on this thread's connection, reconnecting once if it was lost.
+
+    A pika BlockingConnection only notices that the server went away when it does I/O,
+    so `is_open` alone would report a dead broker as reachable forever; processing
+    pending events (heartbeats included) is that I/O.
+    """
+    for attempt in (1, 2):
+        try:
+            connection = broker.connection  # type: ignore[attr-defined]
+            connection.process_data_events(time_limit=0)
+            return bool(connection.is_open)
+        except Exception:
+            del broker.connection  # type: ignore[attr-defined]  # drop it; reconnect next
+            if attempt == 2:
+                raise
+    return False

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 import click
 
@@ -19,6 +20,16 @@ def _configure_logging() -> None:
         level=get_settings().log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _configure_broker(url: str | None) -> Any:
+    """The broker for BROKER_URL, or a clear error (not a traceback) for a bad URL."""
+    from onetrip.broker import configure_broker
+
+    try:
+        return configure_broker(url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -45,6 +56,8 @@ def _serve(host: str | None, port: int | None, workers: int) -> None:
     reset_settings()
     settings = get_settings()
     _configure_logging()
+    if not settings.embedded_broker:
+        _configure_broker(settings.broker_url)  # fail here, not in every API process
     if settings.embedded_broker:
         from onetrip.migrate import upgrade
 
@@ -70,14 +83,13 @@ def worker(threads: int) -> None:
     """Consume jobs from BROKER_URL (RabbitMQ or Redis). Run as many as you need."""
     import dramatiq
 
-    from onetrip.broker import configure_broker
     from onetrip.runtime import load_job_modules
 
     settings = get_settings()
     _configure_logging()
     if settings.embedded_broker:
         raise click.ClickException("set BROKER_URL: without it `onetrip serve` runs the worker")
-    broker = configure_broker(settings.broker_url)
+    broker = _configure_broker(settings.broker_url)
     load_job_modules()
     worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.start()
@@ -93,14 +105,13 @@ def worker(threads: int) -> None:
 @main.command()
 def relay() -> None:
     """Publish committed outbox events to the broker and send periodic jobs."""
-    from onetrip.broker import configure_broker
     from onetrip.runtime import Relay, load_job_modules
 
     settings = get_settings()
     _configure_logging()
     if settings.embedded_broker:
         raise click.ClickException("set BROKER_URL: without it `onetrip serve` runs the relay")
-    configure_broker(settings.broker_url)
+    _configure_broker(settings.broker_url)
     load_job_modules()
     relay = Relay()
 
@@ -152,7 +163,9 @@ def keys_create(role: str, departments: tuple[str, ...], partner: str | None, la
             row, plain = await create_key(
                 session, role, departments=list(departments), partner=partner, label=label
             )
-        click.echo(f"created {role} key {row.id}" + (f" for {', '.join(departments)}" if departments else ""))
+            await _check_key_scope(session, departments, partner)  # else it rolls back
+        bound = f" for {', '.join(departments)}" if departments else ""
+        click.echo(f"created {role} key {row.id}{bound}")
         return plain
 
     try:
@@ -160,6 +173,19 @@ def keys_create(role: str, departments: tuple[str, ...], partner: str | None, la
     except OneTripError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(plain)
+
+
+async def _check_key_scope(session: object, departments: tuple[str, ...], partner: str | None) -> None:
+    """A key bound to a department or partner that does not exist would never work."""
+    from delivery.models import CourierPartner
+    from onetrip.errors import ValidationFailed
+    from payments.models import Department
+
+    for code in departments:
+        if await session.get(Department, code) is None:  # type: ignore[attr-defined]
+            raise ValidationFailed(f"there is no department {code}")
+    if partner and await session.get(CourierPartner, partner) is None:  # type: ignore[attr-defined]
+        raise ValidationFailed(f"there is no courier partner {partner}")
 
 
 @main.command()

@@ -1,15 +1,21 @@
 """Prefixed, time-ordered opaque ids (`pay_…`, `txn_…`).
 
 The first 10 characters encode milliseconds since the epoch, so ids sort by creation
-time; that is what cursor pagination relies on. The remaining 16 are random.
+time; that is what cursor pagination and the order of a payment's timeline rely on.
+The remaining 16 are random, except that ids made by one process within the same
+millisecond count up from the previous one, so they stay in order there too.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last = (0, 0)
 
 
 def _encode(value: int, length: int) -> str:
@@ -20,9 +26,24 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
-def new_id(prefix: str) -> str:
+def _next() -> tuple[int, int]:
+    global _last
     millis = time.time_ns() // 1_000_000
-    return f"{prefix}_{_encode(millis, 10)}{_encode(secrets.randbits(80), 16)}"
+    with _lock:
+        last_millis, last_random = _last
+        if millis <= last_millis:
+            millis, random = last_millis, last_random + 1 + secrets.randbits(16)
+            if random >= 1 << _RANDOM_BITS:  # astronomically rare: borrow the next ms
+                millis, random = millis + 1, secrets.randbits(_RANDOM_BITS - 1)
+        else:
+            random = secrets.randbits(_RANDOM_BITS - 1)  # room to count up
+        _last = (millis, random)
+    return millis, random
+
+
+def new_id(prefix: str) -> str:
+    millis, random = _next()
+    return f"{prefix}_{_encode(millis, 10)}{_encode(random, 16)}"
 
 
 def new_token(nbytes: int = 24) -> str:

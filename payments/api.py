@@ -112,13 +112,9 @@ class PaymentsController(Controller):
         data: PaymentIn,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        return await _idempotent(
-            request,
-            principal,
-            idempotency_key,
-            lambda session: service.create_payment(session, principal, data),
-            HTTP_201_CREATED,
-        )
+        print_ = fingerprint(request.method, request.url.path, await request.body())
+        status, body = await service.create_payment_once(principal, data, idempotency_key, print_)
+        return Response(body, status_code=status)
 
     @get("/", summary="List payments", dependencies={"principal": Provide(any_key)})
     async def list_payments(

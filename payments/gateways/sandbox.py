@@ -10,7 +10,6 @@ from ledger.service import SANDBOX_CLEARING
 from payments.gateways.base import Outcome, RefundResult, Started
 from payments.models import Payment, Refund
 
-
 #: card number → (outcome, label in English, label in Chinese); shown on the page
 TEST_CARDS = {
     "4242424242424242": ("succeeded", "Visa — succeeds", "Visa — 支付成功"),
