@@ -19,7 +19,11 @@ class AdminCourierPartnerController(Controller):
     tags = ["admin"]
     dependencies = {"principal": Provide(admin_key)}
 
-    @post("/", summary="Register a courier partner (its webhook secret is shown once)", status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        summary="Register a courier partner (its webhook secret is shown once)",
+        status_code=HTTP_201_CREATED,
+    )
     async def create(self, principal: Principal, data: CourierPartnerIn) -> dict[str, Any]:
         async with unit_of_work() as session:
             partner = await service.create_partner(session, data)

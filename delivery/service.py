@@ -48,4 +48,6 @@ async def create_partner(session: AsyncSession, data: CourierPartnerIn) -> Couri
 
 
 async def list_partners(session: AsyncSession) -> list[CourierPartner]:
-    return list((await session.execute(select(CourierPartner).order_by(CourierPartner.code))).scalars())
+    return list(
+        (await session.execute(select(CourierPartner).order_by(CourierPartner.code))).scalars()
+    )

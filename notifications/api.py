@@ -1,2 +1,3 @@
 """(to be built in a later issue)"""
+
 routes: list = []

@@ -45,7 +45,9 @@ def route_handlers() -> list[Any]:
     ]
 
 
-def create_app(settings: Settings | None = None, *, embedded_worker: bool | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, embedded_worker: bool | None = None
+) -> Litestar:
     """Build the app. With no BROKER_URL the relay and a worker run inside it."""
     if settings is not None:
         set_database(Database(settings.database_url))
@@ -88,7 +90,9 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
             path="/schema",
             components=Components(
                 security_schemes={
-                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="OneTrip API key")
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="OneTrip API key"
+                    )
                 }
             ),
             security=[{"apiKey": []}],

@@ -123,7 +123,9 @@ async def principal_for_key(plain: str) -> Principal:
     cached = key_cache.entries.get(key_id)
     if cached is None or cached[0] < now:
         async with get_database().session() as session:
-            row = (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one_or_none()
+            row = (
+                await session.execute(select(ApiKey).where(ApiKey.id == key_id))
+            ).scalar_one_or_none()
         if row is None or row.revoked_at is not None:
             cached = (now + _CACHE_SECONDS, "", None)
         else:

@@ -145,11 +145,15 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--role", required=True, type=click.Choice(["department", "finance", "courier", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["department", "finance", "courier", "admin"])
+)
 @click.option("--department", "departments", multiple=True, help="Department code (repeatable).")
 @click.option("--partner", default=None, help="Courier partner code (courier keys).")
 @click.option("--label", default=None, help="Who or what the key is for.")
-def keys_create(role: str, departments: tuple[str, ...], partner: str | None, label: str | None) -> None:
+def keys_create(
+    role: str, departments: tuple[str, ...], partner: str | None, label: str | None
+) -> None:
     """Create a key and print it once, alone on the last line."""
     from onetrip.auth import create_key
     from onetrip.db import unit_of_work
@@ -175,7 +179,9 @@ def keys_create(role: str, departments: tuple[str, ...], partner: str | None, la
     click.echo(plain)
 
 
-async def _check_key_scope(session: object, departments: tuple[str, ...], partner: str | None) -> None:
+async def _check_key_scope(
+    session: object, departments: tuple[str, ...], partner: str | None
+) -> None:
     """A key bound to a department or partner that does not exist would never work."""
     from delivery.models import CourierPartner
     from onetrip.errors import ValidationFailed

@@ -169,7 +169,9 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
     database.notify_committed()
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Table, index_elements: list[str]) -> Any:
+def insert_ignoring_conflicts(
+    session: AsyncSession, table: Table, index_elements: list[str]
+) -> Any:
     """An INSERT that does nothing when the row exists, for either dialect.
 
     Callers add `.values(...)` and usually `.returning(...)`: no returned row means the

@@ -20,21 +20,76 @@ DEPARTMENTS = [
 
 # code, name, department, amount (fen), deliverable, auto_issue, fee_split, materials
 MATTERS: list[tuple[str, str, str, int, bool, bool, list[tuple[str, int]] | None, list[str]]] = [
-    ("passport", "普通护照签发", "PSB", 12000, True, False, None,
-     ["居民身份证原件", "近期免冠彩色照片一张", "户口簿（首次申请）"]),
-    ("residence-permit", "居住证签发", "PSB", 2000, True, True, None,
-     ["居民身份证", "居住登记证明", "近期免冠照片"]),
-    ("vehicle-registration", "机动车注册登记", "PSB", 11000, True, False, None,
-     ["机动车所有人身份证明", "购车发票", "机动车整车出厂合格证", "交通事故责任强制保险凭证"]),
-    ("business-licence-copy", "营业执照副本补领", "AMR", 2000, True, True, None,
-     ["法定代表人签署的申请书", "遗失声明"]),
-    ("real-estate-certificate", "不动产权证书（住宅）", "NRB", 8000, True, False, None,
-     ["不动产登记申请书", "身份证明", "不动产权属来源证明", "完税凭证"]),
-    ("real-estate-transfer", "存量房转移登记（一窗联办）", "NRB", 50000, True, False,
-     [("NRB", 6000), ("HCB", 4000)],
-     ["买卖双方身份证明", "存量房买卖合同", "原不动产权证书", "完税凭证"]),
-    ("road-transport-permit", "道路运输经营许可证", "TRB", 5000, True, False, None,
-     ["申请表", "企业营业执照", "车辆技术等级评定证明", "驾驶员从业资格证"]),
+    (
+        "passport",
+        "普通护照签发",
+        "PSB",
+        12000,
+        True,
+        False,
+        None,
+        ["居民身份证原件", "近期免冠彩色照片一张", "户口簿（首次申请）"],
+    ),
+    (
+        "residence-permit",
+        "居住证签发",
+        "PSB",
+        2000,
+        True,
+        True,
+        None,
+        ["居民身份证", "居住登记证明", "近期免冠照片"],
+    ),
+    (
+        "vehicle-registration",
+        "机动车注册登记",
+        "PSB",
+        11000,
+        True,
+        False,
+        None,
+        ["机动车所有人身份证明", "购车发票", "机动车整车出厂合格证", "交通事故责任强制保险凭证"],
+    ),
+    (
+        "business-licence-copy",
+        "营业执照副本补领",
+        "AMR",
+        2000,
+        True,
+        True,
+        None,
+        ["法定代表人签署的申请书", "遗失声明"],
+    ),
+    (
+        "real-estate-certificate",
+        "不动产权证书（住宅）",
+        "NRB",
+        8000,
+        True,
+        False,
+        None,
+        ["不动产登记申请书", "身份证明", "不动产权属来源证明", "完税凭证"],
+    ),
+    (
+        "real-estate-transfer",
+        "存量房转移登记（一窗联办）",
+        "NRB",
+        50000,
+        True,
+        False,
+        [("NRB", 6000), ("HCB", 4000)],
+        ["买卖双方身份证明", "存量房买卖合同", "原不动产权证书", "完税凭证"],
+    ),
+    (
+        "road-transport-permit",
+        "道路运输经营许可证",
+        "TRB",
+        5000,
+        True,
+        False,
+        None,
+        ["申请表", "企业营业执照", "车辆技术等级评定证明", "驾驶员从业资格证"],
+    ),
 ]
 
 
@@ -64,7 +119,9 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
                         amount=amount,
                         deliverable=deliverable,
                         auto_issue=auto_issue,
-                        fee_split=[FeeShare(department=d, share_bps=b) for d, b in split] if split else None,
+                        fee_split=[FeeShare(department=d, share_bps=b) for d, b in split]
+                        if split
+                        else None,
                         required_materials=materials,
                     ),
                 )
@@ -79,8 +136,12 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
             )
         keys: dict[str, str] = {}
         _, keys["admin"] = await create_key(session, "admin", label="demo admin")
-        _, keys["finance"] = await create_key(session, "finance", label="demo finance (all departments)")
-        _, keys["courier:SF"] = await create_key(session, "courier", partner="SF", label="demo courier")
+        _, keys["finance"] = await create_key(
+            session, "finance", label="demo finance (all departments)"
+        )
+        _, keys["courier:SF"] = await create_key(
+            session, "courier", partner="SF", label="demo courier"
+        )
         for code, _ in DEPARTMENTS:
             _, keys[f"department:{code}"] = await create_key(
                 session, "department", departments=[code], label=f"demo {code}"
@@ -98,13 +159,16 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
         f"  curl -s -X POST {base}/api/v1/payments \\\n"
         f"    -H 'Authorization: Bearer {keys['department:PSB']}' \\\n"
         "    -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' \\\n"
-        "    -d '{\"matter_code\": \"passport\", \"reference\": \"CRJ-2026-000001\", "
-        "\"applicant\": {\"name\": \"张伟\", \"phone\": \"13800138000\"}, "
-        "\"return_url\": \"https://example.gov.cn/done\", "
-        "\"delivery\": {\"method\": \"courier\", \"address\": {\"recipient\": \"张伟\", "
-        "\"phone\": \"13800138000\", \"province\": \"浙江省\", \"city\": \"杭州市\", "
-        "\"district\": \"西湖区\", \"line1\": \"文三路 100 号\", \"postal_code\": \"310012\"}}}'"
+        '    -d \'{"matter_code": "passport", "reference": "CRJ-2026-000001", '
+        '"applicant": {"name": "张伟", "phone": "13800138000"}, '
+        '"return_url": "https://example.gov.cn/done", '
+        '"delivery": {"method": "courier", "address": {"recipient": "张伟", '
+        '"phone": "13800138000", "province": "浙江省", "city": "杭州市", '
+        '"district": "西湖区", "line1": "文三路 100 号", "postal_code": "310012"}}}\''
     )
-    echo("The sandbox payment page accepts test card 4242 4242 4242 4242 (4000 0000 0000 0002 declines).")
+    echo(
+        "The sandbox payment page accepts test card 4242 4242 4242 4242"
+        " (4000 0000 0000 0002 declines)."
+    )
     echo("")
     return keys

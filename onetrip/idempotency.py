@@ -122,12 +122,9 @@ async def complete(session: AsyncSession, scope: str, key: str, response: Respon
     )
 
 
-async def stored_response(scope: str, key: str, request_fingerprint: str) -> Response | None:
-    """The first response for this key, or None if the key is unused.
-
-    Raises 422 if the key was used for another request, 409 if that request has not
-    finished yet.
-    """
+async def find_record(scope: str, key: str, request_fingerprint: str) -> IdempotencyRecord | None:
+    """The record of this key, or None if the key is unused; 422 if the key was used
+    for another request."""
     async with get_database().session() as session:
         row = (
             await session.execute(
@@ -136,10 +133,20 @@ async def stored_response(scope: str, key: str, request_fingerprint: str) -> Res
                 )
             )
         ).scalar_one_or_none()
+    if row is not None and row.fingerprint != request_fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request")
+    return row
+
+
+async def stored_response(scope: str, key: str, request_fingerprint: str) -> Response | None:
+    """The first response for this key, or None if the key is unused.
+
+    Raises 422 if the key was used for another request, 409 if that request has not
+    finished yet.
+    """
+    row = await find_record(scope, key, request_fingerprint)
     if row is None:
         return None
-    if row.fingerprint != request_fingerprint:
-        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request")
     if row.status_code is None:
         raise IdempotencyInProgress()
     return row.status_code, row.response

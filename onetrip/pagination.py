@@ -36,7 +36,9 @@ def page(stmt: Select[Any], id_column: Any, cursor: str | None, limit: int | Non
     return stmt.order_by(id_column.desc()).limit(limit + 1)
 
 
-def envelope(items: list[Any], limit: int | None, id_of: Any = lambda item: item["id"]) -> dict[str, Any]:
+def envelope(
+    items: list[Any], limit: int | None, id_of: Any = lambda item: item["id"]
+) -> dict[str, Any]:
     limit = check_limit(limit)
     more = len(items) > limit
     items = items[:limit]

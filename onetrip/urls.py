@@ -14,7 +14,9 @@ from onetrip.settings import get_settings
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, code="invalid_webhook_url", errors=[{"field": field, "message": message}])
+    return ValidationFailed(
+        message, code="invalid_webhook_url", errors=[{"field": field, "message": message}]
+    )
 
 
 def _is_public(address: str) -> bool:

@@ -17,11 +17,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
 from onetrip.db import get_database, unit_of_work
-from onetrip.errors import BadRequest, NotFound, OneTripError, ValidationFailed
+from onetrip.errors import BadRequest, NotFound, ValidationFailed
 from onetrip.idempotency import fingerprint, run_idempotent
 from onetrip.settings import get_settings
 from payments import catalogue, service
-from payments.models import Refund
 from payments.pages import PagesController
 from payments.schemas import CounterCollectionIn, DepartmentIn, MatterIn, PaymentIn, RefundIn
 
@@ -207,38 +206,11 @@ class PaymentsController(Controller):
         data: RefundIn,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        from onetrip import idempotency
-
-        key = idempotency.check_key(idempotency_key)
         print_ = fingerprint(request.method, request.url.path, await request.body())
-        stored = await idempotency.stored_response(principal.key_id, key, print_)
-        if stored is not None:
-            return Response(stored[1], status_code=stored[0])
-        try:
-            async with unit_of_work() as session:
-                refund = await service.reserve_refund(session, principal, payment_id, data)
-                if not await idempotency.claim(
-                    session, principal.key_id, key, print_, resource_id=refund.id
-                ):
-                    raise idempotency.IdempotencyInProgress()  # rolls this refund back
-        except OneTripError:
-            # A concurrent request with this key got there first (and may have taken
-            # the amount): answer as a replay of it — its response, 409 while it is
-            # still running, 422 if its body differs — never as a new refund's error.
-            stored = await idempotency.stored_response(principal.key_id, key, print_)
-            if stored is None:
-                raise
-            return Response(stored[1], status_code=stored[0])
-        try:
-            await service.send_refund_to_gateway(refund.id)
-        except Exception:
-            # It stays pending and the answer says so; the retry job asks again.
-            log.warning("refund %s left pending", refund.id, exc_info=True)
-        async with unit_of_work() as session:
-            current = await session.get(Refund, refund.id)
-            body = _json(service.refund_view(current))
-            await idempotency.complete(session, principal.key_id, key, (HTTP_201_CREATED, body))
-        return Response(body, status_code=HTTP_201_CREATED)
+        status, body = await service.refund_once(
+            principal, payment_id, data, idempotency_key, print_
+        )
+        return Response(body, status_code=status)
 
     @get(
         "/{payment_id:str}/refunds",

@@ -80,7 +80,10 @@ class PaymentIn(Struct, forbid_unknown_fields=True):
     quantity: Annotated[int, Meta(ge=1, le=1000)] = 1
     metadata: (
         Annotated[
-            dict[Annotated[str, Meta(min_length=1, max_length=40)], Annotated[str, Meta(max_length=500)]],
+            dict[
+                Annotated[str, Meta(min_length=1, max_length=40)],
+                Annotated[str, Meta(max_length=500)],
+            ],
             Meta(max_length=20),
         ]
         | None

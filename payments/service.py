@@ -40,6 +40,7 @@ from payments.schemas import CounterCollectionIn, PaymentIn, RefundIn
 from payments.states import (
     CREATED,
     EVENT_TYPES,
+    FAILED,
     STARTED,
     SUCCEEDED,
     next_status,
@@ -572,11 +573,12 @@ async def cancel_payment(
 
 
 async def release_at_gateway(principal: Principal, payment_id: str) -> None:
-    """Before cancelling a started online payment, stop the gateway from taking it.
-    If it was taken meanwhile, record the success (and the cancel will then be a 409)."""
+    """Before cancelling an online payment that could still be taken (started, or
+    declined but retryable on its PaymentIntent), stop the gateway from taking it. If
+    it was taken meanwhile, record the success (and the cancel will then be a 409)."""
     async with get_database().session() as session:
         payment = await get_payment(session, principal, payment_id)
-    if payment.status != STARTED or payment.gateway in (None, "sandbox", "counter"):
+    if payment.status not in (STARTED, FAILED) or payment.gateway in (None, "sandbox", "counter"):
         return
     outcome = await gateway_named(payment.gateway).cancel(payment)
     if outcome == "succeeded":
@@ -748,6 +750,64 @@ async def send_refund_to_gateway(refund_id: str) -> Refund:
             failure_reason=result.failure_reason,
         )
     return refund
+
+
+#: a refund request whose record is still "in progress" after this long has crashed
+#: between reserving the refund and answering; a retry with its key finishes it.
+STALLED_REFUND_SECONDS = 60
+
+
+async def refund_once(
+    principal: Principal,
+    payment_id: str,
+    data: RefundIn,
+    key: str | None,
+    request_fingerprint: str,
+) -> tuple[int, Any]:
+    """Refund under an Idempotency-Key; returns (status, body).
+
+    Three steps, so no database lock is held while the gateway answers: reserve the
+    refund and claim the key in one transaction, ask the gateway, record the answer and
+    the response. A retry of a request that crashed between them finishes it (the
+    gateway call is idempotent per refund id)."""
+    key = idempotency.check_key(key)
+    scope = principal.key_id
+    record = await idempotency.find_record(scope, key, request_fingerprint)
+    if record is None:
+        try:
+            async with unit_of_work() as session:
+                refund = await reserve_refund(session, principal, payment_id, data)
+                if not await idempotency.claim(
+                    session, scope, key, request_fingerprint, resource_id=refund.id
+                ):
+                    raise IdempotencyInProgress()  # rolls this refund back
+            return await _finish_refund(scope, key, refund.id)
+        except OneTripError:
+            # A concurrent request with this key got there first (and may have taken
+            # the amount): answer as a replay of it, never as a new refund's error.
+            record = await idempotency.find_record(scope, key, request_fingerprint)
+            if record is None:
+                raise
+    if record.status_code is not None:
+        return record.status_code, record.response
+    age = (utcnow() - record.created_at).total_seconds()
+    if record.resource_id is None or age < STALLED_REFUND_SECONDS:
+        raise IdempotencyInProgress()
+    return await _finish_refund(scope, key, record.resource_id)
+
+
+async def _finish_refund(scope: str, key: str, refund_id: str) -> tuple[int, Any]:
+    try:
+        await send_refund_to_gateway(refund_id)
+    except Exception:
+        # It stays pending and the answer says so; the retry job asks again.
+        log.warning("refund %s left pending", refund_id, exc_info=True)
+    async with unit_of_work() as session:
+        refund = await session.get(Refund, refund_id)
+        assert refund is not None
+        response = (201, msgspec.to_builtins(refund_view(refund)))
+        await idempotency.complete(session, scope, key, response)
+    return response
 
 
 async def list_refunds(

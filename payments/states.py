@@ -29,6 +29,8 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (STARTED, "fail"): FAILED,
     (CREATED, "cancel"): CANCELLED,
     (STARTED, "cancel"): CANCELLED,
+    # A department may close a declined payment so the card cannot be retried on it.
+    (FAILED, "cancel"): CANCELLED,
     (CREATED, "expire"): EXPIRED,
     (STARTED, "expire"): EXPIRED,
 }

@@ -23,7 +23,10 @@ TRANSFER = {
     "amount": 50001,
     "deliverable": True,
     "auto_issue": False,
-    "fee_split": [{"department": "NRB", "share_bps": 6000}, {"department": "HCB", "share_bps": 4000}],
+    "fee_split": [
+        {"department": "NRB", "share_bps": 6000},
+        {"department": "HCB", "share_bps": 4000},
+    ],
 }
 
 ADDRESS = {
@@ -37,7 +40,9 @@ ADDRESS = {
 }
 
 
-def payment_body(matter_code: str = "passport", reference: str = "CRJ-2026-000001", **extra: Any) -> dict[str, Any]:
+def payment_body(
+    matter_code: str = "passport", reference: str = "CRJ-2026-000001", **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "matter_code": matter_code,
         "reference": reference,
@@ -49,7 +54,9 @@ def payment_body(matter_code: str = "passport", reference: str = "CRJ-2026-00000
     return body
 
 
-async def make_key(role: str, departments: list[str] | None = None, partner: str | None = None) -> str:
+async def make_key(
+    role: str, departments: list[str] | None = None, partner: str | None = None
+) -> str:
     async with unit_of_work() as session:
         _, plain = await create_key(session, role, departments=departments, partner=partner)
     return plain
@@ -64,8 +71,14 @@ def auth(key: str, idempotency_key: str | None = None) -> dict[str, str]:
 
 async def seed_catalogue(client: Any, admin_key: str) -> None:
     """PSB, NRB and HCB, with the passport and the joint real-estate transfer."""
-    for code, name in (("PSB", "市公安局"), ("NRB", "自然资源和规划局"), ("HCB", "住房和城乡建设局")):
-        response = await client.post("/api/v1/admin/departments", json={"code": code, "name": name}, headers=auth(admin_key))
+    for code, name in (
+        ("PSB", "市公安局"),
+        ("NRB", "自然资源和规划局"),
+        ("HCB", "住房和城乡建设局"),
+    ):
+        response = await client.post(
+            "/api/v1/admin/departments", json={"code": code, "name": name}, headers=auth(admin_key)
+        )
         assert response.status_code == 201, response.text
     for matter in (PASSPORT, TRANSFER):
         response = await client.post("/api/v1/admin/matters", json=matter, headers=auth(admin_key))

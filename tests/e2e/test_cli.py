@@ -244,4 +244,3 @@ def test_demo_serves_the_whole_flow_with_no_configuration(tmp_path: Path) -> Non
     # uvicorn shuts down gracefully, then re-raises SIGTERM (so it may exit by it)
     assert code in (0, -15), demo.output()
     assert "Application shutdown complete" in demo.output()
-

@@ -18,9 +18,7 @@ async def _differences(url: str) -> list[object]:
         async with engine.connect() as connection:
 
             def compare(sync_connection: object) -> list[object]:
-                context = MigrationContext.configure(
-                    sync_connection, opts={"compare_type": True}
-                )
+                context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
                 return list(compare_metadata(context, load_models()))
 
             return await connection.run_sync(compare)
@@ -37,7 +35,9 @@ async def test_upgrading_again_is_harmless(db_url: str) -> None:
     engine = make_engine(async_database_url(db_url))
     try:
         async with engine.connect() as connection:
-            version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+            version = (
+                await connection.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one()
     finally:
         await engine.dispose()
     assert version == "0001"

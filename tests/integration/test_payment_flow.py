@@ -21,8 +21,8 @@ async def keys(app_client):  # type: ignore[no-untyped-def]
     }
 
 
-async def wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(predicate, within: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await predicate()
         if result:
@@ -51,13 +51,23 @@ async def test_sandbox_payment_succeeds_and_books_the_fee(app_client, keys):  # 
     )
     assert paid.status_code == 303, paid.text
 
-    current = (await app_client.get(f"/api/v1/payments/{payment['id']}", headers=auth(keys["psb"]))).json()
+    current = (
+        await app_client.get(f"/api/v1/payments/{payment['id']}", headers=auth(keys["psb"]))
+    ).json()
     assert current["status"] == "succeeded"
 
-    events = (await app_client.get(f"/api/v1/payments/{payment['id']}/events", headers=auth(keys["psb"]))).json()
-    assert [e["type"] for e in events["data"]] == ["payment.created", "payment.started", "payment.succeeded"]
+    events = (
+        await app_client.get(f"/api/v1/payments/{payment['id']}/events", headers=auth(keys["psb"]))
+    ).json()
+    assert [e["type"] for e in events["data"]] == [
+        "payment.created",
+        "payment.started",
+        "payment.succeeded",
+    ]
 
-    balance = (await app_client.get("/api/v1/ledger/trial-balance", headers=auth(keys["finance"]))).json()
+    balance = (
+        await app_client.get("/api/v1/ledger/trial-balance", headers=auth(keys["finance"]))
+    ).json()
     assert balance["total_debits"] == balance["total_credits"] == 12000
 
     async def receipt_rendered():  # the job, not the endpoint, renders it
@@ -68,5 +78,7 @@ async def test_sandbox_payment_succeeds_and_books_the_fee(app_client, keys):  # 
             return await session.get(Receipt, payment["id"])
 
     await wait_for(receipt_rendered)
-    pdf = await app_client.get(f"/api/v1/payments/{payment['id']}/receipt.pdf", headers=auth(keys["psb"]))
+    pdf = await app_client.get(
+        f"/api/v1/payments/{payment['id']}/receipt.pdf", headers=auth(keys["psb"])
+    )
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -178,3 +178,48 @@ async def test_concurrent_retries_of_one_refund_key_refund_once_and_never_report
     assert await count_rows("refunds") == 1
     replay = await app_client.post(url, json=body, headers=auth(keys["psb"], "rf-full-retry"))
     assert replay.status_code == 201 and replay.json() == created[0].json()
+
+
+async def test_a_retry_finishes_a_refund_whose_request_crashed_after_reserving_it(app_client, keys):
+    """The first request reserved the refund and claimed its key, then died before
+    asking the gateway: the client's retry with the same key completes it, once."""
+    import json
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from onetrip import idempotency
+    from onetrip.auth import principal_for_key
+    from onetrip.clock import utcnow
+    from onetrip.db import unit_of_work
+    from payments import service
+    from payments.schemas import RefundIn
+
+    payment = await paid_payment(app_client, keys["psb"])
+    principal = await principal_for_key(keys["psb"])
+    body = {"amount": 3000, "reason": "申请人撤回申请"}
+    path = f"/api/v1/payments/{payment['id']}/refunds"
+
+    fingerprint = idempotency.fingerprint("POST", path, json.dumps(body).encode())
+    async with unit_of_work() as session:  # what the crashed request had done
+        refund = await service.reserve_refund(session, principal, payment["id"], RefundIn(**body))
+        assert await idempotency.claim(
+            session, principal.key_id, "crashed-1", fingerprint, resource_id=refund.id
+        )
+    early = await app_client.post(path, json=body, headers=auth(keys["psb"], "crashed-1"))
+    assert_problem(early, 409, "idempotency_request_in_progress")
+
+    stalled = utcnow() - timedelta(seconds=service.STALLED_REFUND_SECONDS + 5)
+    async with unit_of_work() as session:
+        await session.execute(
+            update(idempotency.IdempotencyRecord)
+            .where(idempotency.IdempotencyRecord.key == "crashed-1")
+            .values(created_at=stalled)
+        )
+    retry = await app_client.post(path, json=body, headers=auth(keys["psb"], "crashed-1"))
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["id"] == refund.id and retry.json()["status"] == "succeeded"
+    again = await app_client.post(path, json=body, headers=auth(keys["psb"], "crashed-1"))
+    assert again.json() == retry.json()
+    assert await count_rows("refunds") == 1
+    assert (await current(app_client, keys["psb"], payment["id"]))["amount_refunded"] == 3000

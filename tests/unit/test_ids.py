@@ -15,4 +15,8 @@ def test_ids_carry_their_prefix_and_a_fixed_length():
 def test_tokens_are_unguessable_and_url_safe():
     tokens = {new_token() for _ in range(1000)}
     assert len(tokens) == 1000
-    assert all(len(t) >= 32 and set(t) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for t in tokens)
+    assert all(
+        len(t) >= 32
+        and set(t) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        for t in tokens
+    )
