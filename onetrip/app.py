@@ -18,6 +18,7 @@ from litestar.template.config import TemplateConfig
 from onetrip.broker import configure_broker
 from onetrip.db import Database, get_database, set_database
 from onetrip.health import HealthController
+from onetrip.logs import configure_logging
 from onetrip.problems import exception_handlers
 from onetrip.settings import Settings, get_settings
 
@@ -52,6 +53,7 @@ def create_app(
     if settings is not None:
         set_database(Database(settings.database_url))
     settings = settings or get_settings()
+    configure_logging()
     broker = configure_broker(settings.broker_url)
     from onetrip.runtime import EmbeddedRuntime, load_job_modules
 
@@ -98,6 +100,7 @@ def create_app(
             security=[{"apiKey": []}],
         ),
         debug=False,
+        logging_config=None,  # onetrip.logs configures logging for every process
     )
     app.state.settings = settings
     app.state.broker = broker

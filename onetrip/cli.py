@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -16,10 +15,9 @@ from onetrip.settings import get_settings, reset_settings
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from onetrip.logs import configure_logging
+
+    configure_logging()
 
 
 def _configure_broker(url: str | None) -> Any:
