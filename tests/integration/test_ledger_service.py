@@ -34,9 +34,8 @@ AMR_FEES = department_fees_account(AMR)
 PASSPORT_FEE = 12_000  # 普通护照 120.00 元, in fen
 
 
-def requires_postgres(db: Database) -> None:
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL behaviour")
+#: PostgreSQL behaviour (database-level checks, row locks): these run on it alone.
+on_postgres = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 async def open_books() -> None:
@@ -308,10 +307,10 @@ async def _account_id(code: str) -> str:
         return (await ledger.get_account_by_code(session, code)).id
 
 
+@on_postgres
 async def test_postgres_refuses_to_commit_an_unbalanced_transaction_written_with_raw_sql(
     db: Database,
 ) -> None:
-    requires_postgres(db)
     await open_books()
     clearing = await _account_id(STRIPE_CLEARING)
     fees = await _account_id(PSB_FEES)
@@ -336,8 +335,8 @@ async def test_postgres_refuses_to_commit_an_unbalanced_transaction_written_with
         assert (await session.execute(select(func.count()).select_from(transactions))).scalar() == 0
 
 
+@on_postgres
 async def test_postgres_refuses_to_commit_a_transaction_without_entries(db: Database) -> None:
-    requires_postgres(db)
     with pytest.raises(DBAPIError, match="at least 2 are required"):
         async with unit_of_work() as session:
             await session.execute(
@@ -349,10 +348,10 @@ async def test_postgres_refuses_to_commit_a_transaction_without_entries(db: Data
             )
 
 
+@on_postgres
 async def test_postgres_refuses_an_entry_added_later_to_a_balanced_transaction(
     db: Database,
 ) -> None:
-    requires_postgres(db)
     await open_books()
     txn = await post("payment:pay_33:succeeded", card_payment())
     clearing = await _account_id(STRIPE_CLEARING)
@@ -367,8 +366,8 @@ async def test_postgres_refuses_an_entry_added_later_to_a_balanced_transaction(
             )
 
 
+@on_postgres
 async def test_concurrent_postings_keep_cached_balances_equal_to_the_entries(db: Database) -> None:
-    requires_postgres(db)
     await open_books()
 
     async def pay(number: int) -> None:
@@ -392,8 +391,8 @@ async def test_concurrent_postings_keep_cached_balances_equal_to_the_entries(db:
     assert await balance(PSB_FEES) == -sum(1_000 + n for n in range(50) if n % 2)
 
 
+@on_postgres
 async def test_concurrent_postings_with_one_key_record_one_transaction(db: Database) -> None:
-    requires_postgres(db)
     await open_books()
     posted = await asyncio.gather(
         *(post("payment:pay_dup:succeeded", card_payment()) for _ in range(10))
