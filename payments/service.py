@@ -394,6 +394,7 @@ async def apply_event(
     gateway_ref: str | None = None,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
+    received: int | None = None,
 ) -> tuple[Payment, bool]:
     """Apply a status-machine event under a row lock; returns (payment, changed).
 
@@ -434,7 +435,7 @@ async def apply_event(
     if target == SUCCEEDED:
         payment.succeeded_at = now
         payment.failure_reason = None
-        await _book_payment(session, payment)
+        await _book_payment(session, payment, received)
     data = {**_event_data(payment), "previous_status": previous, **(detail or {})}
     await outbox.record_event(
         session,
@@ -463,9 +464,17 @@ def _shares(payment: Payment) -> list[tuple[str, int]]:
     return [(s["department"], int(s["share_bps"])) for s in payment.fee_split]
 
 
-async def _book_payment(session: AsyncSession, payment: Payment) -> None:
+async def _book_payment(
+    session: AsyncSession, payment: Payment, received: int | None = None
+) -> None:
+    """Book the fee to its departments against the gateway's clearing account. If the
+    gateway took another amount than the fee (it should never), the clearing account
+    gets what was really taken and the difference waits in suspense for finance."""
     gateway = gateway_named(payment.gateway or "sandbox")
-    lines = [ledger.Line(gateway.clearing_account, payment.amount, payment.currency)]
+    received = payment.amount if received is None else received
+    lines = [ledger.Line(gateway.clearing_account, received, payment.currency)]
+    if received != payment.amount:
+        lines.append(ledger.Line(ledger.SUSPENSE, payment.amount - received, payment.currency))
     for department, part in split_by_bps(payment.amount, _shares(payment)):
         if part:
             lines.append(
@@ -969,14 +978,17 @@ async def _on_payment_intent(session: AsyncSession, kind: str, intent: dict[str,
         return "ignored"
     detail: dict[str, Any] = {"stripe_payment_intent": intent.get("id")}
     reason = None
+    received = None
     if event == "succeed":
         payment = await session.get(Payment, payment_id)
         received = intent.get("amount_received", intent.get("amount"))
-        if payment is not None and (
-            received != payment.amount
-            or str(intent.get("currency", "")).upper() != payment.currency
-        ):
-            detail["amount_mismatch"] = {"received": received, "currency": intent.get("currency")}
+        currency = str(intent.get("currency", "")).upper()
+        if payment is not None and currency != payment.currency:
+            # Not ours to convert: book nothing, keep the event for finance to handle.
+            log.error("payment %s: Stripe took %s %s", payment_id, received, currency)
+            return "currency_mismatch"
+        if payment is not None and received != payment.amount:
+            detail["amount_mismatch"] = {"received": received, "expected": payment.amount}
             log.error(
                 "payment %s: Stripe received %s, expected %s", payment_id, received, payment.amount
             )
@@ -992,6 +1004,7 @@ async def _on_payment_intent(session: AsyncSession, kind: str, intent: dict[str,
             gateway_ref=intent.get("id"),
             reason=reason,
             detail=detail,
+            received=received,
         )
     except InvalidTransition:
         return "ignored_out_of_order"

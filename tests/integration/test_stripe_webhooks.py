@@ -159,3 +159,34 @@ async def test_bad_or_stale_signature_is_rejected_and_changes_nothing(
     # Nothing was recorded as consumed either: the genuine event still applies once.
     genuine = await stack.post_webhook(body)
     assert genuine.status_code == 200 and genuine.json()["outcome"] == "applied"
+
+
+async def test_an_amount_taken_other_than_the_fee_puts_the_difference_in_suspense(
+    stripe_stack: StripeStack,
+) -> None:
+    """Stripe says it took 100 fen less than the fee: the clearing account shows what
+    was taken, the department is still owed its fee, and the gap waits in suspense."""
+    stack = stripe_stack
+    payment = await stack.create_payment(reference="CRJ-2026-000304")
+    page, _ = await stack.open_pay_page(payment)
+    intent_id, _ = intent_in_page(page)
+    with pytest.raises(stripe.CardError):
+        stack.pay_with_card(intent_id, CARD_DECLINED)
+    await stack.wait_for_status(payment["id"], "failed")
+    [failed] = stack.events_of(intent_id, "payment_intent.payment_failed")
+
+    short = adapted(
+        failed,
+        "payment_intent.succeeded",
+        status="succeeded",
+        last_payment_error=None,
+        amount_received=11900,
+    )
+    answer = await stack.post_webhook(event_body(short))
+    assert answer.json()["outcome"] == "applied"
+    books = await stack.balances()
+    assert books[STRIPE_CLEARING] == 11900
+    assert books["platform:suspense"] == 100
+    assert books["dept:PSB:fees_payable"] == -12000
+    [succeeded] = [e for e in await stack.events(payment["id"]) if e["type"] == "payment.succeeded"]
+    assert succeeded["data"]["amount_mismatch"] == {"received": 11900, "expected": 12000}
