@@ -5,6 +5,7 @@ state change and its ledger transaction commit together. On PostgreSQL a posting
 SQLAlchemy Core statement (one round trip) that locks the accounts it touches in id
 order, so concurrent postings never deadlock and cached balances always equal the sum of
 entries; on SQLite, where BEGIN IMMEDIATE serialises writers, it is four plain ones.
+Batch producers use post_transactions: many postings in one such statement.
 
 Account ids are resolved from their codes inside that statement rather than from an
 in-process cache: the statement has to visit the account rows to lock them anyway, so a
@@ -295,34 +296,16 @@ async def post_transaction(
     lines raises IdempotencyKeyReused. Unknown accounts, or an account in another
     currency than its line, raise InvalidPosting.
     """
-    net = validate_lines(lines)
-    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidPosting(
-            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
-            code="ledger_invalid_idempotency_key",
-        )
-    recorded_at = utcnow()
-    if effective_at is None:
-        effective_at = recorded_at
-    elif effective_at.tzinfo is None:
-        # SQLite hands back stored timestamps without their offset; they are UTC.
-        effective_at = effective_at.replace(tzinfo=UTC)
-    else:
-        effective_at = effective_at.astimezone(UTC)
-    metadata = metadata or {}
-    description = description[:MAX_DESCRIPTION]
-    conn = await session.connection()
-    posting = _Posting(
-        id=new_id("txn"),
+    posting = _prepare(
         idempotency_key=idempotency_key,
         description=description,
+        lines=lines,
         effective_at=effective_at,
-        recorded_at=recorded_at,
         metadata=metadata,
         reverses_id=reverses_id,
-        lines=lines,
-        net=net,
+        recorded_at=utcnow(),
     )
+    conn = await session.connection()
     try:
         if conn.dialect.name == "postgresql":
             account_ids = await _write_postgresql(conn, posting)
@@ -340,6 +323,150 @@ async def post_transaction(
         _check_replay(existing, lines)
         return existing
     return posting.result(account_ids)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One transaction for post_transactions (any object with these attributes will do)."""
+
+    idempotency_key: str
+    description: str
+    lines: Sequence[Line]
+    effective_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    reverses_id: str | None = None
+
+
+def _prepare(
+    *,
+    idempotency_key: str,
+    description: str,
+    lines: Sequence[Line],
+    effective_at: datetime | None,
+    metadata: dict[str, Any] | None,
+    reverses_id: str | None,
+    recorded_at: datetime,
+) -> _Posting:
+    """Validate one posting and normalise it for writing (InvalidPosting otherwise)."""
+    net = validate_lines(lines)
+    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidPosting(
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            code="ledger_invalid_idempotency_key",
+        )
+    if effective_at is None:
+        effective_at = recorded_at
+    elif effective_at.tzinfo is None:
+        # SQLite hands back stored timestamps without their offset; they are UTC.
+        effective_at = effective_at.replace(tzinfo=UTC)
+    else:
+        effective_at = effective_at.astimezone(UTC)
+    return _Posting(
+        id=new_id("txn"),
+        idempotency_key=idempotency_key,
+        description=description[:MAX_DESCRIPTION],
+        effective_at=effective_at,
+        recorded_at=recorded_at,
+        metadata=metadata or {},
+        reverses_id=reverses_id,
+        lines=lines,
+        net=net,
+    )
+
+
+async def post_transactions(
+    session: AsyncSession, postings: Sequence[Posting]
+) -> list[LedgerTransaction]:
+    """Record many balanced transactions at once, for batch producers (reconciliation
+    imports, payout settlement, counter uploads); never commits.
+
+    Each posting is validated and idempotent on its key exactly as in post_transaction,
+    and the result lists their transactions in the order given (the first transaction
+    again for a key used before, or repeated in the batch with the same lines). The
+    batch is all or nothing: one invalid posting raises InvalidPosting (its index in the
+    message and error fields) and the caller's unit of work rolls back. On PostgreSQL the
+    batch is one statement that claims the keys in key order and then locks the union of
+    the accounts in id order, so concurrent batches and single postings (one call per
+    unit of work) cannot deadlock one another. Measured: ~5,000 postings/s in batches of
+    50, against ~600/s one per unit of work (benchmarks/RESULTS.md).
+    """
+    recorded_at = utcnow()
+    prepared: list[_Posting] = []
+    for index, item in enumerate(postings):
+        try:
+            prepared.append(
+                _prepare(
+                    idempotency_key=item.idempotency_key,
+                    description=item.description,
+                    lines=item.lines,
+                    effective_at=getattr(item, "effective_at", None),
+                    metadata=getattr(item, "metadata", None),
+                    reverses_id=getattr(item, "reverses_id", None),
+                    recorded_at=recorded_at,
+                )
+            )
+        except InvalidPosting as exc:
+            raise _in_batch(exc, index) from exc
+    if not prepared:
+        return []
+    # A key repeated within the batch is a replay of its first posting.
+    unique: dict[str, _Posting] = {}
+    for posting in prepared:
+        first = unique.setdefault(posting.idempotency_key, posting)
+        if first is not posting and _line_set(first.lines) != _line_set(posting.lines):
+            raise IdempotencyKeyReused(
+                f"idempotency key {posting.idempotency_key} is used twice in the batch"
+                " with other lines",
+                code="ledger_idempotency_key_reused",
+            )
+    conn = await session.connection()
+    try:
+        if conn.dialect.name == "postgresql":
+            written = await _write_many_postgresql(conn, prepared, list(unique.values()))
+        else:
+            written = {}
+            for posting in unique.values():
+                try:
+                    written[posting.id] = await _write_portable(session, conn, posting)
+                except InvalidPosting as exc:
+                    raise _in_batch(exc, prepared.index(posting)) from exc
+    except IntegrityError as exc:
+        reversed_ids = [p.reverses_id for p in unique.values() if p.reverses_id is not None]
+        if reversed_ids and "reverses_id" in str(exc.orig):
+            raise AlreadyReversed(
+                "a transaction of the batch has already been reversed"
+                f" (one of {', '.join(reversed_ids)})"
+            ) from exc
+        raise
+    replays = [p.idempotency_key for p in unique.values() if written.get(p.id) is None]
+    existing = await _load_transactions_by_key(conn, replays) if replays else {}
+    results: dict[str, LedgerTransaction] = {}
+    for key, posting in unique.items():
+        account_ids = written.get(posting.id)
+        if account_ids is None:
+            earlier = existing[key]
+            _check_replay(earlier, posting.lines)
+            results[key] = earlier
+        else:
+            results[key] = posting.result(account_ids)
+    return [results[posting.idempotency_key] for posting in prepared]
+
+
+def _in_batch(exc: InvalidPosting, index: int) -> InvalidPosting:
+    """The same refusal, saying which posting of a batch it is about."""
+    return InvalidPosting(
+        f"postings[{index}]: {exc.detail}",
+        code=exc.code,
+        errors=[
+            {**error, "field": f"postings[{index}].{error.get('field', '')}"}
+            for error in exc.errors or []
+        ]
+        or None,
+    )
+
+
+def _line_set(lines: Sequence[Line]) -> list[tuple[str, str, int]]:
+    return sorted((line.account, line.currency, line.amount) for line in lines)
 
 
 @dataclass(frozen=True)
@@ -471,6 +598,114 @@ async def _write_postgresql(
     return list(zip(row.entry_ids, row.account_ids, strict=True))
 
 
+# Many postings in one round trip, the same steps as _POSTGRES_POST over all of them:
+# claim the keys (in key order, so two batches sharing keys wait for each other instead
+# of deadlocking), then lock the union of the claimed postings' accounts once in id
+# order, add each account's summed delta once, and insert every entry. Nothing but the
+# claims is written unless every line of every claimed posting found its account.
+_POSTGRES_POST_MANY = text(
+    """
+WITH posting AS (
+    SELECT p.id, p.idempotency_key, p.description, p.effective_at, p.metadata, p.reverses_id
+      FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:descriptions AS text[]),
+                  CAST(:effective_ats AS timestamptz[]), CAST(:metadatas AS text[]),
+                  CAST(:reverses_ids AS text[]))
+           AS p(id, idempotency_key, description, effective_at, metadata, reverses_id)
+), line AS (
+    SELECT l.transaction_id, l.code, l.currency, l.amount, l.n
+      FROM unnest(CAST(:line_transactions AS text[]), CAST(:codes AS text[]),
+                  CAST(:currencies AS text[]), CAST(:amounts AS bigint[]))
+           WITH ORDINALITY AS l(transaction_id, code, currency, amount, n)
+), claim AS (
+    INSERT INTO ledger_transactions
+           (id, idempotency_key, description, effective_at, recorded_at, metadata, reverses_id)
+    SELECT id, idempotency_key, description, effective_at, :recorded_at,
+           CAST(metadata AS json), reverses_id
+      FROM posting
+     ORDER BY idempotency_key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, effective_at
+), claimed_line AS MATERIALIZED (
+    SELECT line.transaction_id, line.code, line.currency, line.amount, line.n, claim.effective_at
+      FROM line JOIN claim ON claim.id = line.transaction_id
+), account AS MATERIALIZED (
+    SELECT a.id, a.code, a.currency
+      FROM ledger_accounts a
+     WHERE a.code = ANY(ARRAY(SELECT DISTINCT code FROM claimed_line))
+     ORDER BY a.id
+       FOR NO KEY UPDATE
+), matched AS MATERIALIZED (
+    SELECT l.transaction_id, l.n, l.amount, l.currency, l.effective_at, account.id AS account_id
+      FROM claimed_line l JOIN account ON account.code = l.code AND account.currency = l.currency
+), complete AS (
+    SELECT (SELECT count(*) FROM matched) = (SELECT count(*) FROM claimed_line) AS ok
+), balance AS (
+    UPDATE ledger_accounts a
+       SET balance = a.balance + delta.amount
+      FROM (SELECT account_id, sum(amount) AS amount FROM matched GROUP BY account_id) delta
+     WHERE a.id = delta.account_id AND (SELECT ok FROM complete)
+), entry AS (
+    INSERT INTO ledger_entries (transaction_id, account_id, amount, currency, effective_at)
+    SELECT transaction_id, account_id, amount, currency, effective_at
+      FROM matched
+     WHERE (SELECT ok FROM complete)
+     ORDER BY n
+    RETURNING id, transaction_id, account_id
+)
+SELECT (SELECT array_agg(id) FROM claim) AS claimed,
+       (SELECT ok FROM complete) AS complete,
+       (SELECT array_agg(id ORDER BY id) FROM entry) AS entry_ids,
+       (SELECT array_agg(transaction_id ORDER BY id) FROM entry) AS transaction_ids,
+       (SELECT array_agg(account_id ORDER BY id) FROM entry) AS account_ids
+"""
+).bindparams(bindparam("recorded_at", type_=UTCDateTime()))
+
+
+async def _write_many_postgresql(
+    conn: AsyncConnection, batch: list[_Posting], postings: list[_Posting]
+) -> dict[str, list[tuple[int, str]] | None]:
+    """Write `postings` (the batch's, each key once) in one statement; by posting id,
+    the (entry id, account id) written per line, or None for a posting whose key was
+    already used."""
+    lines = [(posting.id, line) for posting in postings for line in posting.lines]
+    row = (
+        await conn.execute(
+            _POSTGRES_POST_MANY,
+            {
+                "ids": [p.id for p in postings],
+                "keys": [p.idempotency_key for p in postings],
+                "descriptions": [p.description for p in postings],
+                "effective_ats": [p.effective_at for p in postings],
+                "metadatas": [json.dumps(p.metadata, ensure_ascii=False) for p in postings],
+                "reverses_ids": [p.reverses_id for p in postings],
+                "recorded_at": postings[0].recorded_at,
+                "line_transactions": [txn_id for txn_id, _ in lines],
+                "codes": [line.account for _, line in lines],
+                "currencies": [line.currency for _, line in lines],
+                "amounts": [line.amount for _, line in lines],
+            },
+        )
+    ).one()
+    claimed = set(row.claimed or ())
+    if claimed and not row.complete:
+        # Only the error path pays for a second look, to say which posting is wrong.
+        for posting in postings:
+            if posting.id in claimed:
+                try:
+                    await _resolve_accounts(conn, posting.net)
+                except InvalidPosting as exc:
+                    raise _in_batch(exc, batch.index(posting)) from exc
+        raise AssertionError("every account resolved yet the batch did not match them")
+    written: dict[str, list[tuple[int, str]] | None] = {
+        p.id: ([] if p.id in claimed else None) for p in postings
+    }
+    for entry_id, txn_id, account_id in zip(
+        row.entry_ids or (), row.transaction_ids or (), row.account_ids or (), strict=True
+    ):
+        written[txn_id].append((entry_id, account_id))  # type: ignore[union-attr]
+    return written
+
+
 async def _write_portable(
     session: AsyncSession, conn: AsyncConnection, posting: _Posting
 ) -> list[tuple[int, str]] | None:
@@ -552,7 +787,7 @@ async def _resolve_accounts(
 
 def _check_replay(existing: LedgerTransaction, lines: Sequence[Line]) -> None:
     posted = sorted((e.account_code, e.currency, e.amount) for e in existing.entries)
-    if posted != sorted((line.account, line.currency, line.amount) for line in lines):
+    if posted != _line_set(lines):
         raise IdempotencyKeyReused(
             f"ledger transaction {existing.id} was posted with this key and other lines",
             code="ledger_idempotency_key_reused",
@@ -779,6 +1014,60 @@ async def _load_transaction(
             for row in rows
         ),
     )
+
+
+async def _load_transactions_by_key(
+    conn: AsyncConnection, keys: Sequence[str]
+) -> dict[str, LedgerTransaction]:
+    """The transactions recorded under `keys`, with their entries, in two queries."""
+    txns = (
+        await conn.execute(select(transactions).where(transactions.c.idempotency_key.in_(keys)))
+    ).all()
+    by_id: dict[str, list[LedgerEntry]] = {txn.id: [] for txn in txns}
+    if by_id:
+        rows = await conn.execute(
+            select(
+                entries.c.id,
+                entries.c.transaction_id,
+                entries.c.account_id,
+                entries.c.amount,
+                entries.c.currency,
+                entries.c.effective_at,
+                accounts.c.code,
+                accounts.c.department,
+            )
+            .join(accounts, accounts.c.id == entries.c.account_id)
+            .where(entries.c.transaction_id.in_(list(by_id)))
+            .order_by(entries.c.id)
+        )
+        descriptions = {txn.id: txn.description for txn in txns}
+        for row in rows:
+            by_id[row.transaction_id].append(
+                LedgerEntry(
+                    id=row.id,
+                    transaction_id=row.transaction_id,
+                    account_id=row.account_id,
+                    account_code=row.code,
+                    department=row.department,
+                    amount=row.amount,
+                    currency=row.currency,
+                    effective_at=row.effective_at,
+                    description=descriptions[row.transaction_id],
+                )
+            )
+    return {
+        txn.idempotency_key: LedgerTransaction(
+            id=txn.id,
+            idempotency_key=txn.idempotency_key,
+            description=txn.description,
+            effective_at=txn.effective_at,
+            recorded_at=txn.recorded_at,
+            metadata=dict(txn._mapping["metadata"] or {}),
+            reverses_id=txn.reverses_id,
+            entries=tuple(by_id[txn.id]),
+        )
+        for txn in txns
+    }
 
 
 async def get_transaction(
