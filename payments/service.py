@@ -527,6 +527,11 @@ async def start_online(token: str) -> Payment:
     take this payment (a PaymentIntent on Stripe), once."""
     async with get_database().session() as session:
         payment = await payment_by_token(session, token)
+    if payment.status in (CREATED, STARTED) and payment.expires_at <= utcnow():
+        # Past its time but not swept yet: expire it now rather than take it.
+        await _resolve_online(payment, expire=True)
+        async with get_database().session() as session:
+            return await payment_by_token(session, token)
     if (
         payment.status not in (CREATED, STARTED)
         or payment.gateway_secret

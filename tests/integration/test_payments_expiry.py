@@ -109,3 +109,12 @@ async def test_an_expired_payment_cannot_be_cancelled_or_refunded(app_client, ke
         headers=auth(keys["psb"], "rf-expired"),
     )
     assert refund.status_code == 409
+
+
+async def test_opening_the_pay_page_past_expires_at_expires_the_payment(app_client, keys):
+    payment = await create_payment(app_client, keys["psb"])
+    await backdate(payment["id"])
+    page = await app_client.get(f"/pay/{token_of(payment)}")
+    assert page.status_code == 200
+    assert "该缴费已过期" in page.text
+    assert (await current(app_client, keys["psb"], payment["id"]))["status"] == "expired"
