@@ -20,6 +20,7 @@ from sqlalchemy import JSON, Index, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from onetrip import metrics
 from onetrip.clock import utcnow
 from onetrip.db import Base, UTCDateTime, get_database, insert_ignoring_conflicts
 from onetrip.ids import new_id
@@ -150,6 +151,7 @@ async def relay_batch(limit: int = 200) -> int:
             message = as_message(row)
             for actor in subscribers(row.type):
                 actor.send(row.id, message)
+            metrics.outbox_published.labels(row.type).inc()
         await session.execute(
             update(table).where(table.c.id.in_([r.id for r in rows])).values(published_at=utcnow())
         )

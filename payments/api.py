@@ -15,6 +15,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from onetrip import metrics
 from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
 from onetrip.db import get_database, unit_of_work
 from onetrip.errors import BadRequest, NotFound, ValidationFailed
@@ -301,6 +302,7 @@ class StripeWebhookController(Controller):
         except ValueError:
             raise BadRequest("the body is not a Stripe event", code="malformed_json") from None
         outcome = await service.handle_stripe_event(event.to_dict())
+        metrics.webhooks_received.labels(outcome).inc()
         return {"received": event.id, "outcome": outcome}
 
 

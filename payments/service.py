@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger import service as ledger
-from onetrip import idempotency, outbox
+from onetrip import idempotency, metrics, outbox
 from onetrip.auth import Principal
 from onetrip.clock import utcnow
 from onetrip.db import get_database, unit_of_work
@@ -242,7 +242,11 @@ async def create_payment_once(
         async def create(session: AsyncSession) -> tuple[int, Any]:
             return 201, msgspec.to_builtins(await create_payment(session, principal, data))
 
-        return await idempotency.run_idempotent(principal.key_id, key, request_fingerprint, create)
+        response = await idempotency.run_idempotent(
+            principal.key_id, key, request_fingerprint, create
+        )
+        metrics.payments_created.labels(principal.department).inc()
+        return response
 
     key = idempotency.check_key(key)
     scope = principal.key_id
@@ -284,6 +288,7 @@ async def create_payment_once(
         )
     if claimed:
         database.notify_committed()
+        metrics.payments_created.labels(principal.department).inc()
         return 201, body
     stored = await idempotency.stored_response(scope, key, request_fingerprint)
     if stored is None:  # cannot happen: a claim that did not insert found a row
@@ -447,6 +452,7 @@ async def apply_event(
         occurred_at=now,
     )
     await session.flush()
+    metrics.payment_transitions.labels(target, payment.gateway or "none").inc()
     return payment, True
 
 
@@ -722,6 +728,7 @@ async def settle_refund(
         payment.amount_refunded += refund.amount
         payment.refund_status = "full" if payment.amount_refunded >= payment.amount else "partial"
         payment.updated_at = now
+    metrics.refunds_settled.labels(status).inc()
     await outbox.record_event(
         session,
         f"refund.{status}",
