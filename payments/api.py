@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from onetrip import metrics
@@ -31,7 +31,7 @@ PaymentStatus = Literal["created", "started", "succeeded", "failed", "cancelled"
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(header="Idempotency-Key", required=False, description="Makes retries safe"),
+    HeaderParameter(name="Idempotency-Key", required=False, description="Makes retries safe"),
 ]
 
 
@@ -122,8 +122,8 @@ class PaymentsController(Controller):
         principal: Principal,
         status: PaymentStatus | None = None,
         reference: str | None = None,
-        created_from: Annotated[datetime | None, Parameter(query="from")] = None,
-        created_to: Annotated[datetime | None, Parameter(query="to")] = None,
+        created_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        created_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> dict[str, Any]:
