@@ -82,3 +82,14 @@ async def test_sandbox_payment_succeeds_and_books_the_fee(app_client, keys):  # 
         f"/api/v1/payments/{payment['id']}/receipt.pdf", headers=auth(keys["psb"])
     )
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+async def test_the_pay_page_escapes_what_the_department_sent(app_client, keys):  # type: ignore[no-untyped-def]
+    body = payment_body(reference="<b>CRJ</b>", applicant={"name": "<script>alert(1)</script>"})
+    created = await app_client.post("/api/v1/payments", json=body, headers=auth(keys["psb"], "x-1"))
+    assert created.status_code == 201, created.text
+    token = created.json()["payment_url"].rsplit("/", 1)[1]
+    page = (await app_client.get(f"/pay/{token}")).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;CRJ&lt;/b&gt;" in page
