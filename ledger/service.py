@@ -974,57 +974,27 @@ async def list_entries(
 async def _load_transaction(
     conn: AsyncConnection | AsyncSession, where: Any, scope: Scope = None
 ) -> LedgerTransaction | None:
-    txn = (await conn.execute(select(transactions).where(where))).first()
-    if txn is None:
-        return None
-    rows = await conn.execute(
-        select(
-            entries.c.id,
-            entries.c.account_id,
-            entries.c.amount,
-            entries.c.currency,
-            entries.c.effective_at,
-            accounts.c.code,
-            accounts.c.department,
-        )
-        .join(accounts, accounts.c.id == entries.c.account_id)
-        .where(entries.c.transaction_id == txn.id, _visible(scope))
-        .order_by(entries.c.id)
-    )
-    return LedgerTransaction(
-        id=txn.id,
-        idempotency_key=txn.idempotency_key,
-        description=txn.description,
-        effective_at=txn.effective_at,
-        recorded_at=txn.recorded_at,
-        metadata=dict(txn._mapping["metadata"] or {}),
-        reverses_id=txn.reverses_id,
-        entries=tuple(
-            LedgerEntry(
-                id=row.id,
-                transaction_id=txn.id,
-                account_id=row.account_id,
-                account_code=row.code,
-                department=row.department,
-                amount=row.amount,
-                currency=row.currency,
-                effective_at=row.effective_at,
-                description=txn.description,
-            )
-            for row in rows
-        ),
-    )
+    found = await _load_transactions(conn, where, scope)
+    return found[0] if found else None
 
 
 async def _load_transactions_by_key(
     conn: AsyncConnection, keys: Sequence[str]
 ) -> dict[str, LedgerTransaction]:
     """The transactions recorded under `keys`, with their entries, in two queries."""
-    txns = (
-        await conn.execute(select(transactions).where(transactions.c.idempotency_key.in_(keys)))
-    ).all()
+    found = await _load_transactions(conn, transactions.c.idempotency_key.in_(keys))
+    return {txn.idempotency_key: txn for txn in found}
+
+
+async def _load_transactions(
+    conn: AsyncConnection | AsyncSession, where: Any, scope: Scope = None
+) -> list[LedgerTransaction]:
+    """The transactions matching `where`, each with its entries (those `scope` may see),
+    in two queries."""
+    txns = (await conn.execute(select(transactions).where(where))).all()
     by_id: dict[str, list[LedgerEntry]] = {txn.id: [] for txn in txns}
     if by_id:
+        descriptions = {txn.id: txn.description for txn in txns}
         rows = await conn.execute(
             select(
                 entries.c.id,
@@ -1037,10 +1007,9 @@ async def _load_transactions_by_key(
                 accounts.c.department,
             )
             .join(accounts, accounts.c.id == entries.c.account_id)
-            .where(entries.c.transaction_id.in_(list(by_id)))
+            .where(entries.c.transaction_id.in_(list(by_id)), _visible(scope))
             .order_by(entries.c.id)
         )
-        descriptions = {txn.id: txn.description for txn in txns}
         for row in rows:
             by_id[row.transaction_id].append(
                 LedgerEntry(
@@ -1055,8 +1024,8 @@ async def _load_transactions_by_key(
                     description=descriptions[row.transaction_id],
                 )
             )
-    return {
-        txn.idempotency_key: LedgerTransaction(
+    return [
+        LedgerTransaction(
             id=txn.id,
             idempotency_key=txn.idempotency_key,
             description=txn.description,
@@ -1067,7 +1036,7 @@ async def _load_transactions_by_key(
             entries=tuple(by_id[txn.id]),
         )
         for txn in txns
-    }
+    ]
 
 
 async def get_transaction(
