@@ -917,7 +917,8 @@ async def get_account_by_code(
 def _parse_entry_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    if not cursor.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and within a BIGINT
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
         raise ValidationFailed(
             "cursor is not one this list returned",
             code="invalid_cursor",

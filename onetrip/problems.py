@@ -132,7 +132,32 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     return problem_response(body, headers=getattr(exc, "headers", None))
 
 
+#: PostgreSQL SQLSTATEs for text it cannot store (a NUL character, or one outside the
+#: database encoding): the client's input, not our fault
+_UNSTORABLE_TEXT = {"22021", "22P05"}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for candidate in (exc, getattr(exc, "orig", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _sqlstate(exc) in _UNSTORABLE_TEXT:
+        return problem_response(
+            {
+                "type": "https://onetrip.gov.cn/problems/invalid-characters",
+                "title": "The request is not valid",
+                "status": 400,
+                "detail": "The request contains characters that cannot be stored "
+                "(such as a NUL character)",
+                "code": "invalid_characters",
+                "instance": request.url.path,
+            }
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {
         "type": "https://onetrip.gov.cn/problems/internal-error",

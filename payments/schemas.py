@@ -37,7 +37,8 @@ class MatterIn(Struct, forbid_unknown_fields=True):
     code: MatterCode
     name: Name
     department: Code
-    amount: Annotated[int, Meta(ge=0, le=10**12)]
+    # a fee of 0 could never be paid: no gateway takes it and the ledger books no 0 lines
+    amount: Annotated[int, Meta(ge=1, le=10**12)]
     deliverable: bool
     auto_issue: bool
     currency: Currency = "CNY"

@@ -132,14 +132,19 @@ class StripeGateway:
 
     async def refund(self, payment: Payment, refund: Refund) -> RefundResult:
         try:
-            result = await stripe_client().v1.refunds.create_async(
-                params={
-                    "payment_intent": payment.gateway_ref,
-                    "amount": refund.amount,
-                    "metadata": {"refund_id": refund.id, "payment_id": payment.id},
-                },
-                options={"idempotency_key": f"onetrip-refund-{refund.id}"},
-            )
+            if refund.gateway_ref:
+                # Stripe has this refund already: ask about it. Creating it again would
+                # make a second refund once Stripe forgets the idempotency key (24 h).
+                result = await stripe_client().v1.refunds.retrieve_async(refund.gateway_ref)
+            else:
+                result = await stripe_client().v1.refunds.create_async(
+                    params={
+                        "payment_intent": payment.gateway_ref,
+                        "amount": refund.amount,
+                        "metadata": {"refund_id": refund.id, "payment_id": payment.id},
+                    },
+                    options={"idempotency_key": f"onetrip-refund-{refund.id}"},
+                )
         except stripe.InvalidRequestError as exc:
             # Stripe refused it for good (e.g. more than is left on the charge).
             return RefundResult(status="failed", failure_reason=str(exc.user_message or exc))
