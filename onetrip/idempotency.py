@@ -113,13 +113,25 @@ async def claim(
     return (await session.execute(stmt)).first() is not None
 
 
-async def complete(session: AsyncSession, scope: str, key: str, response: Response) -> None:
+async def complete(session: AsyncSession, scope: str, key: str, response: Response) -> Response:
+    """Store the response of a claimed key, unless one is stored already (a stalled
+    request and its retry can both finish); returns the response that stands."""
     table = IdempotencyRecord.__table__
-    await session.execute(
+    written = await session.execute(
         update(table)
-        .where(table.c.scope == scope, table.c.key == key)
+        .where(table.c.scope == scope, table.c.key == key, table.c.status_code.is_(None))
         .values(status_code=response[0], response=response[1])
     )
+    if written.rowcount:
+        return response
+    row = (
+        await session.execute(
+            select(table.c.status_code, table.c.response).where(
+                table.c.scope == scope, table.c.key == key
+            )
+        )
+    ).one()
+    return row.status_code, row.response
 
 
 async def find_record(scope: str, key: str, request_fingerprint: str) -> IdempotencyRecord | None:

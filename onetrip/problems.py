@@ -10,6 +10,7 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import IntegrityError
 
 from onetrip.errors import OneTripError
 
@@ -170,7 +171,25 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return problem_response(body)
 
 
+def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    """Two requests wrote the same unique thing at once (two admins creating one
+    department): the loser's transaction rolled back, nothing half-done remains."""
+    log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+    return problem_response(
+        {
+            "type": "https://onetrip.gov.cn/problems/conflict",
+            "title": "The request conflicts with the current state",
+            "status": 409,
+            "detail": "Another request wrote the same thing at the same time; "
+            "read the current state and retry if still needed.",
+            "code": "concurrent_conflict",
+            "instance": request.url.path,
+        }
+    )
+
+
 exception_handlers: dict[Any, Any] = {
+    IntegrityError: handle_integrity_error,
     OneTripError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

@@ -478,7 +478,9 @@ async def _book_payment(
     gets what was really taken and the difference waits in suspense for finance."""
     gateway = gateway_named(payment.gateway or "sandbox")
     received = payment.amount if received is None else received
-    lines = [ledger.Line(gateway.clearing_account, received, payment.currency)]
+    lines = []
+    if received:
+        lines.append(ledger.Line(gateway.clearing_account, received, payment.currency))
     if received != payment.amount:
         lines.append(ledger.Line(ledger.SUSPENSE, payment.amount - received, payment.currency))
     for department, part in split_by_bps(payment.amount, _shares(payment)):
@@ -827,8 +829,7 @@ async def _finish_refund(scope: str, key: str, refund_id: str) -> tuple[int, Any
         refund = await session.get(Refund, refund_id)
         assert refund is not None
         response = (201, msgspec.to_builtins(refund_view(refund)))
-        await idempotency.complete(session, scope, key, response)
-    return response
+        return await idempotency.complete(session, scope, key, response)
 
 
 async def list_refunds(
@@ -879,7 +880,10 @@ async def expire_due_payments(limit: int = 500) -> int:
             (
                 await session.execute(
                     select(Payment)
-                    .where(Payment.status.in_((CREATED, STARTED)), Payment.expires_at < utcnow())
+                    .where(
+                        Payment.status.in_((CREATED, STARTED, FAILED)),
+                        Payment.expires_at < utcnow(),
+                    )
                     .limit(limit)
                 )
             )
@@ -895,8 +899,8 @@ async def expire_due_payments(limit: int = 500) -> int:
 
 
 async def poll_stuck_payments(limit: int = 200) -> int:
-    """Ask the gateway about online payments started a while ago and never settled —
-    in case their webhook was lost."""
+    """Ask the gateway about online payments started (or declined) a while ago and not
+    settled since — in case their webhook was lost."""
     older_than = utcnow() - timedelta(minutes=get_settings().stuck_payment_after_minutes)
     async with get_database().session() as session:
         stuck = (
@@ -904,9 +908,11 @@ async def poll_stuck_payments(limit: int = 200) -> int:
                 await session.execute(
                     select(Payment)
                     .where(
-                        Payment.status == STARTED,
+                        # A declined payment can still be paid on its open PaymentIntent.
+                        Payment.status.in_((STARTED, FAILED)),
                         Payment.gateway == "stripe",
                         Payment.updated_at < older_than,
+                        Payment.expires_at > utcnow(),
                     )
                     .limit(limit)
                 )

@@ -33,6 +33,9 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (FAILED, "cancel"): CANCELLED,
     (CREATED, "expire"): EXPIRED,
     (STARTED, "expire"): EXPIRED,
+    # A declined payment's PaymentIntent stays open for a retry until its time is up;
+    # then the sweep closes it at Stripe and the payment expires.
+    (FAILED, "expire"): EXPIRED,
 }
 
 #: the outbox event each transition emits

@@ -31,9 +31,7 @@ async def test_a_nul_character_in_a_payment_reference_is_a_4xx_and_creates_nothi
         assert await count_rows("payments") == 0
 
 
-async def test_a_nul_character_in_a_refund_reason_is_a_4xx_and_refunds_nothing(
-    app_client, keys
-):
+async def test_a_nul_character_in_a_refund_reason_is_a_4xx_and_refunds_nothing(app_client, keys):
     payment = await paid_payment(app_client, keys["psb"])
     response = await app_client.post(
         f"/api/v1/payments/{payment['id']}/refunds",
@@ -79,9 +77,7 @@ async def test_a_ledger_entries_cursor_that_is_not_one_we_returned_is_422(app_cl
         assert_problem(response, 422, "invalid_cursor")
 
 
-async def test_a_matter_with_a_zero_fee_is_refused_because_it_could_never_be_paid(
-    app_client, keys
-):
+async def test_a_matter_with_a_zero_fee_is_refused_because_it_could_never_be_paid(app_client, keys):
     response = await app_client.post(
         "/api/v1/admin/matters",
         json={

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import stripe
 from sqlalchemy import update
 
 from ledger.service import STRIPE_CLEARING
@@ -18,7 +19,13 @@ from payments import service
 from payments.gateways import stripe as gateway
 from payments.models import Payment
 from tests import stripe_fixtures
-from tests.stripe_fixtures import BLACK_HOLE, CARD_OK, StripeStack, intent_in_page
+from tests.stripe_fixtures import (
+    BLACK_HOLE,
+    CARD_DECLINED,
+    CARD_OK,
+    StripeStack,
+    intent_in_page,
+)
 
 # the shared fixtures (one localstripe per session; the app per test)
 localstripe = stripe_fixtures.localstripe
@@ -148,3 +155,45 @@ async def test_one_payment_stripe_cannot_answer_for_does_not_stop_the_expiry_swe
     assert (await stack.payment(due["id"]))["status"] == "expired"
     assert stack.sdk.v1.payment_intents.retrieve(intent_id).status == "canceled"
     assert (await stack.payment(orphan["id"]))["status"] == "started"
+
+
+async def declined_payment(stack: StripeStack, reference: str) -> tuple[dict[str, object], str]:
+    payment, intent_id = await started_payment(stack, reference)
+    with pytest.raises(stripe.CardError):
+        stack.pay_with_card(intent_id, CARD_DECLINED)
+    await stack.wait_for_status(str(payment["id"]), "failed")
+    return payment, intent_id
+
+
+async def test_a_declined_payment_past_its_time_is_closed_at_stripe_and_expires(
+    stripe_stack: StripeStack,
+) -> None:
+    stack = stripe_stack
+    payment, intent_id = await declined_payment(stack, "CRJ-2026-000506")
+    await backdate(str(payment["id"]), expires_at=utcnow() - timedelta(minutes=1))
+
+    assert await service.expire_due_payments() == 1
+
+    assert stack.sdk.v1.payment_intents.retrieve(intent_id).status == "canceled"
+    assert (await stack.payment(str(payment["id"])))["status"] == "expired"
+    assert await stack.ledger_transaction_count() == 0
+
+
+async def test_polling_also_finds_a_declined_payment_that_was_paid_on_retry(
+    stripe_stack: StripeStack, env: pytest.MonkeyPatch
+) -> None:
+    """After a decline the card may be retried on the same PaymentIntent; if that
+    success's webhook is lost, polling must still find and book it. (localstripe will
+    not confirm a declined PaymentIntent again, so the decline is recorded directly.)"""
+    stack = stripe_stack
+    await stack.point_webhooks(BLACK_HOLE)
+    payment, intent_id = await started_payment(stack, "CRJ-2026-000507")
+    assert stack.pay_with_card(intent_id, CARD_OK).status == "succeeded"
+    await backdate(str(payment["id"]), status="failed", failure_reason="card declined")
+
+    env.setenv("ONETRIP_STUCK_PAYMENT_MINUTES", "0")
+    reset_settings()
+    assert await service.poll_stuck_payments() == 1
+
+    assert (await stack.payment(str(payment["id"])))["status"] == "succeeded"
+    assert (await stack.balances())[STRIPE_CLEARING] == 12000

@@ -36,6 +36,7 @@ ALLOWED = {
     (FAILED, "cancel"): CANCELLED,
     (CREATED, "expire"): EXPIRED,
     (STARTED, "expire"): EXPIRED,
+    (FAILED, "expire"): EXPIRED,
 }
 
 
