@@ -1040,6 +1040,14 @@ async def _load_transactions(
     ]
 
 
+async def transaction_for_key(session: AsyncSession, idempotency_key: str) -> LedgerTransaction:
+    """The transaction posted under `idempotency_key` (NotFound if none was)."""
+    txn = await _load_transaction(session, transactions.c.idempotency_key == idempotency_key)
+    if txn is None:
+        raise NotFound(f"no ledger transaction for {idempotency_key}", code="transaction_not_found")
+    return txn
+
+
 async def get_transaction(
     session: AsyncSession, transaction_id: str, *, scope: Scope = None
 ) -> LedgerTransaction:

@@ -697,7 +697,9 @@ async def settle_refund(
     gateway_ref: str | None = None,
     failure_reason: str | None = None,
 ) -> tuple[Refund, bool]:
-    """Record the gateway's answer for a pending refund (idempotent)."""
+    """Record the gateway's answer for a pending refund (idempotent). A refund the
+    gateway reports as failed after it had succeeded (a bank returned it) is undone:
+    its ledger transaction is reversed and the amount counts as refundable again."""
     refund = (
         await session.execute(
             select(Refund)
@@ -708,7 +710,8 @@ async def settle_refund(
     ).scalar_one_or_none()
     if refund is None:
         raise NotFound(f"no refund {refund_id}", code="refund_not_found")
-    if refund.status != "pending" or status == "pending":
+    undo = refund.status == "succeeded" and status == "failed"
+    if (refund.status != "pending" or status == "pending") and not undo:
         if gateway_ref and not refund.gateway_ref:
             refund.gateway_ref = gateway_ref
         return refund, False
@@ -728,7 +731,23 @@ async def settle_refund(
     if status == "succeeded":
         await _book_refund(session, payment, refund)
         payment.amount_refunded += refund.amount
-        payment.refund_status = "full" if payment.amount_refunded >= payment.amount else "partial"
+    elif undo:
+        booked = await ledger.transaction_for_key(session, f"refund:{refund.id}")
+        await ledger.reverse_transaction(
+            session,
+            booked.id,
+            idempotency_key=f"refund:{refund.id}:failed",
+            description=f"Refund {refund.id} of {payment.id} failed after it was paid",
+        )
+        payment.amount_refunded -= refund.amount
+    if status == "succeeded" or undo:
+        payment.refund_status = (
+            "none"
+            if payment.amount_refunded == 0
+            else "full"
+            if payment.amount_refunded >= payment.amount
+            else "partial"
+        )
         payment.updated_at = now
     metrics.refunds_settled.labels(status).inc()
     await outbox.record_event(
@@ -966,7 +985,13 @@ async def handle_stripe_event(event: dict[str, Any]) -> str:
         kind = event.get("type", "")
         if kind.startswith("payment_intent."):
             return await _on_payment_intent(session, kind, obj)
-        if kind in ("charge.refunded", "charge.refund.updated", "refund.updated", "refund.created"):
+        if kind in (
+            "charge.refunded",
+            "charge.refund.updated",
+            "refund.created",
+            "refund.updated",
+            "refund.failed",
+        ):
             return await _on_refund(session, obj)
         return "ignored"
 

@@ -132,3 +132,45 @@ async def test_concurrent_refunds_never_exceed_the_amount_paid(stripe_stack: Str
     assert await stack.ledger_transaction_count() == 1 + 3
     balance = await stack.trial_balance()
     assert balance["total_debits"] == balance["total_credits"]
+
+
+async def test_a_refund_stripe_reports_failed_after_paying_it_is_undone_once(
+    stripe_stack: StripeStack,
+) -> None:
+    """The applicant's bank returned the money: Stripe's refund.failed arrives after
+    the refund had succeeded. The books take it back and it can be refunded again."""
+    import time
+
+    from tests.stripe_fixtures import event_body
+
+    stack = stripe_stack
+    paid, intent_id = await paid_by_card(stack, reference="CRJ-2026-000409")
+    done = await refund(stack, paid, 5000, "rf-CRJ-2026-000409")
+    assert done.json()["status"] == "succeeded"
+    [at_stripe] = stripe_refunds(stack, intent_id)
+
+    failed = at_stripe.to_dict()
+    failed.update(status="failed", failure_reason="lost_or_stolen_card")
+    event = {
+        "id": f"evt_refund_failed_{time.monotonic_ns()}",
+        "object": "event",
+        "type": "refund.failed",
+        "created": int(time.time()),
+        "data": {"object": failed},
+    }
+    for outcome in ("applied", "duplicate"):
+        answer = await stack.post_webhook(event_body(event))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outcome"] == outcome
+
+    current = await stack.payment(paid["id"])
+    assert current["refund_status"] == "none" and current["amount_refunded"] == 0
+    balances = await stack.balances()
+    assert balances[STRIPE_CLEARING] == 12000
+    assert balances[department_fees_account("PSB")] == -12000
+    listed = await stack.client.get(
+        f"/api/v1/payments/{paid['id']}/refunds", headers=auth(stack.owner(paid["id"]))
+    )
+    assert [r["status"] for r in listed.json()["data"]] == ["failed"]
+    again = await refund(stack, paid, 12000, "rf-CRJ-2026-000409-b")
+    assert again.status_code == 201 and again.json()["status"] == "succeeded"
