@@ -572,10 +572,16 @@ async def sandbox_pay(token: str, card_number: str) -> tuple[Payment, str | None
         if outcome is None:
             return payment, "unknown_card"
         status, label = outcome
-        if status == "succeeded":
-            payment, _ = await apply_event(session, payment.id, "succeed", detail={"card": label})
-        else:
-            payment, _ = await apply_event(session, payment.id, "fail", reason=label)
+        try:
+            if status == "succeeded":
+                payment, _ = await apply_event(
+                    session, payment.id, "succeed", detail={"card": label}
+                )
+            else:
+                payment, _ = await apply_event(session, payment.id, "fail", reason=label)
+        except InvalidTransition:
+            # A double submit lost the race to the first one: show what that did.
+            await session.refresh(payment)
         return payment, None
 
 

@@ -93,3 +93,24 @@ async def test_the_pay_page_escapes_what_the_department_sent(app_client, keys): 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;CRJ&lt;/b&gt;" in page
+
+
+async def test_a_double_submitted_sandbox_form_redirects_both_times(app_client, keys):  # type: ignore[no-untyped-def]
+    created = await app_client.post(
+        "/api/v1/payments", json=payment_body(), headers=auth(keys["psb"], "double-1")
+    )
+    token = created.json()["payment_url"].rsplit("/", 1)[1]
+    await app_client.get(f"/pay/{token}")
+    answers = await asyncio.gather(
+        *(
+            app_client.post(
+                f"/pay/{token}/sandbox", data={"card_number": card}, follow_redirects=False
+            )
+            for card in ("4242424242424242", "4000000000000002") * 3
+        )
+    )
+    assert [a.status_code for a in answers] == [303] * 6, [a.text for a in answers]
+    final = await app_client.get(
+        f"/api/v1/payments/{created.json()['id']}", headers=auth(keys["psb"])
+    )
+    assert final.json()["status"] in ("succeeded", "failed")
