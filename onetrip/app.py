@@ -82,7 +82,7 @@ def create_app(
         request_max_body_size=1_000_000,
         cors_config=CORSConfig(allow_origins=[], allow_methods=["GET"]),
         template_config=TemplateConfig(
-            directory=[ROOT / "payments" / "templates", ROOT / "delivery" / "templates"],
+            directory=[ROOT / "payments" / "templates"],
             engine=JinjaTemplateEngine,
         ),
         openapi_config=OpenAPIConfig(

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import IntegrityError
@@ -195,4 +195,4 @@ exception_handlers: dict[Any, Any] = {
     Exception: handle_unexpected,
 }
 
-__all__ = ["PROBLEM_JSON", "MediaType", "exception_handlers", "problem_response"]
+__all__ = ["PROBLEM_JSON", "exception_handlers", "problem_response"]

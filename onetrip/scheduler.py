@@ -30,10 +30,6 @@ def periodic(interval_seconds: float) -> Callable[[Any], Any]:
     return register
 
 
-def jobs() -> list[PeriodicJob]:
-    return list(_jobs)
-
-
 def send_due(now: float | None = None) -> int:
     """Send every job whose time has come; returns how many were sent."""
     now = time.monotonic() if now is None else now

@@ -7,7 +7,7 @@ BROKER_URL, STRIPE_*, SMTP_URL) are honoured as well as the ONETRIP_ ones.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,7 +65,6 @@ class Settings:
     stuck_payment_after_minutes: int
     log_level: str
     db_pool_size: int
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def embedded_broker(self) -> bool:

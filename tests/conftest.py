@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from onetrip.auth import key_cache
 from onetrip.broker import configure_broker
@@ -154,6 +153,3 @@ async def app_client(db: Database, env: pytest.MonkeyPatch) -> AsyncIterator[obj
     app = create_app(get_settings())
     async with AsyncTestClient(app=app) as client:
         yield client
-
-
-__all__ = ["service_url", "text"]
