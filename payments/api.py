@@ -160,17 +160,9 @@ class PaymentsController(Controller):
         payment_id: str,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
-        await service.release_at_gateway(principal, payment_id)
-        if idempotency_key is None:
-            async with unit_of_work() as session:
-                return Response(_json(await service.cancel_payment(session, principal, payment_id)))
-        return await _idempotent(
-            request,
-            principal,
-            idempotency_key,
-            lambda session: service.cancel_payment(session, principal, payment_id),
-            HTTP_200_OK,
-        )
+        print_ = fingerprint(request.method, request.url.path, await request.body())
+        status, body = await service.cancel_once(principal, payment_id, idempotency_key, print_)
+        return Response(body, status_code=status)
 
     @post(
         "/{payment_id:str}/counter",

@@ -600,6 +600,23 @@ async def cancel_payment(
     return payment_view(payment)
 
 
+async def cancel_once(
+    principal: Principal, payment_id: str, key: str | None, request_fingerprint: str
+) -> tuple[int, Any]:
+    """Cancel a payment that has not succeeded; returns (status, body). The gateway is
+    told first, outside any transaction. Cancelling is idempotent by state, so the key
+    is optional; with one, a replay returns the first response."""
+    await release_at_gateway(principal, payment_id)
+
+    async def cancel(session: AsyncSession) -> tuple[int, Any]:
+        return 200, msgspec.to_builtins(await cancel_payment(session, principal, payment_id))
+
+    if key is None:
+        async with unit_of_work() as session:
+            return await cancel(session)
+    return await idempotency.run_idempotent(principal.key_id, key, request_fingerprint, cancel)
+
+
 async def release_at_gateway(principal: Principal, payment_id: str) -> None:
     """Before cancelling an online payment that could still be taken (started, or
     declined but retryable on its PaymentIntent), stop the gateway from taking it. If
