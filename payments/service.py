@@ -1103,8 +1103,14 @@ async def _on_refund(session: AsyncSession, obj: dict[str, Any]) -> str:
 async def receipt_data(session: AsyncSession, payment: Payment) -> Any:
     from payments.receipt import ReceiptData
 
-    names = {d.code: d.name for d in (await session.execute(select(Department))).scalars()}
     shares = _shares(payment)
+    codes = {payment.department, *(department for department, _ in shares)}
+    names = {
+        d.code: d.name
+        for d in (
+            await session.execute(select(Department).where(Department.code.in_(codes)))
+        ).scalars()
+    }
     return ReceiptData(
         payment_id=payment.id,
         reference=payment.reference,
