@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 import segno
+from hypothesis import given
+from hypothesis import strategies as st
+from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from onetrip import pdf
 
@@ -76,7 +80,7 @@ def decode(image: memoryview) -> list[str]:
 
 @pytest.fixture
 def without_zint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pdf, "_zint", None)
+    monkeypatch.setattr(pdf.barcodes, "_zint", None)
 
 
 @pytest.fixture(autouse=True)
@@ -170,8 +174,8 @@ def test_bold_siblings_are_found_by_file_name(tmp_path):
     bold = tmp_path / "Sample-Bold.ttf"
     regular.touch()
     bold.touch()
-    assert pdf._bold_sibling(str(regular)) == str(bold)
-    assert pdf._bold_sibling(str(bold)) is None
+    assert pdf.fonts._bold_sibling(str(regular)) == str(bold)
+    assert pdf.fonts._bold_sibling(str(bold)) is None
 
 
 # --- QR codes ----------------------------------------------------------------------------
@@ -211,7 +215,7 @@ def test_qr_rows_draw_one_rectangle_per_run_of_dark_modules():
     matrix = pdf.qr_matrix(TRACKING_URL)
     canvas = RecordingCanvas()
     pdf.draw_qr(canvas, TRACKING_URL, 0, 0, 100)
-    runs = sum(len(pdf._dark_runs("".join("01"[dark] for dark in row))) for row in matrix)
+    runs = sum(len(pdf.barcodes._dark_runs("".join("01"[dark] for dark in row))) for row in matrix)
     assert len(canvas.rects) == runs < sum(sum(row) for row in matrix)
 
 
@@ -227,8 +231,8 @@ def test_qr_code_stays_inside_its_square_with_a_quiet_zone():
 
 
 def test_dark_runs_cover_a_row_exactly():
-    assert pdf._dark_runs("110100111") == [(0, 2), (3, 1), (6, 3)]
-    assert pdf._dark_runs("00") == []
+    assert pdf.barcodes._dark_runs("110100111") == [(0, 2), (3, 1), (6, 3)]
+    assert pdf.barcodes._dark_runs("00") == []
 
 
 def test_empty_qr_data_is_refused():
@@ -296,3 +300,195 @@ def read_pgm(path: Path) -> memoryview:
     width, height = int(header[1]), int(header[2])
     pixels = data[header.end() : header.end() + width * height]
     return memoryview(pixels).cast("B", (height, width))
+
+
+# --- the toolkit: wrapping -----------------------------------------------------------------
+
+
+def test_wrapping_breaks_chinese_anywhere_and_latin_at_spaces():
+    font = pdf.cjk_font()
+    chinese = "国家税务总局上海市浦东新区税务局" * 4
+    lines = pdf.wrap_text(chinese, font, 10, 120)
+    assert "".join(lines) == chinese
+    assert len(lines) > 1
+    assert all(stringWidth(line, font, 10) <= 120 for line in lines)
+    latin = "Pudong New Area Administration for Market Regulation of Shanghai"
+    lines = pdf.wrap_text(latin, "Helvetica", 10, 120)
+    assert " ".join(lines) == latin
+
+
+_MIXED = st.text(
+    alphabet=st.sampled_from(list("国家税务总局浦东新区（）。，abcdefgXYZ-019 .,")), max_size=120
+)
+
+
+@given(text=_MIXED, width=st.floats(min_value=12, max_value=400), size=st.sampled_from([7, 10.5]))
+def test_no_wrapped_line_is_wider_than_its_box_and_no_character_is_lost(text, width, size):
+    font = pdf.cjk_font()
+    lines = pdf.wrap_text(text, font, size, width)
+    widest_char = max((stringWidth(char, font, size) for char in text), default=0)
+    if widest_char <= width:
+        assert all(stringWidth(line, font, size) <= width for line in lines), lines
+    # Only the spaces at a break may go; every other character stays, in order.
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    if len(lines) > 1:
+        assert all(line == line.strip(" ") for line in lines)
+
+
+def test_a_latin_word_too_long_for_the_box_is_broken_between_letters():
+    word = "pay_01JQ8Z4K7M2N3P4Q5R6S7T8V9W"
+    lines = pdf.wrap_text(f"id {word}", "Helvetica", 10, 60)
+    assert "".join(lines[1:]) == word
+    assert all(stringWidth(line, "Helvetica", 10) <= 60 for line in lines)
+
+
+def test_closing_punctuation_never_starts_a_line():
+    font = pdf.cjk_font()
+    text = "上海市浦东新区市场监督管理局（牵头部门），受理"
+    for width in range(60, 240, 5):
+        lines = pdf.wrap_text(text, font, 10, width)
+        assert "".join(lines) == text
+        assert not any(line[0] in "，。）" for line in lines[1:]), (width, lines)
+        assert not any(line[-1] == "（" for line in lines[:-1]), (width, lines)
+
+
+def test_explicit_newlines_break_the_text():
+    assert pdf.wrap_text("第一行\n第二行", pdf.cjk_font(), 10, 500) == ["第一行", "第二行"]
+
+
+def test_fit_text_shortens_with_an_ellipsis_only_when_needed():
+    font = pdf.cjk_font()
+    name = "国家税务总局上海市浦东新区税务局第一税务所"
+    assert pdf.fit_text(name, font, 10, 1000) == name
+    short = pdf.fit_text(name, font, 10, 80)
+    assert short.endswith("…") and name.startswith(short[:-1])
+    assert stringWidth(short, font, 10) <= 80
+
+
+def test_a_value_past_its_line_limit_ends_with_an_ellipsis():
+    font = pdf.cjk_font()
+    lines = pdf.wrap_lines([pdf.Line("国家税务总局" * 20, font, 10)], 100, max_lines=2)
+    assert len(lines) == 2
+    assert lines[-1].text.endswith("…")
+    assert all(stringWidth(line.text, font, 10) <= 100 for line in lines)
+
+
+# --- the toolkit: tables, pages and documents -----------------------------------------------
+
+
+def _rows(count: int) -> list[tuple[list, list]]:
+    font = pdf.cjk_font()
+    return [
+        (
+            [pdf.Line(f"第{n}项", font, 10), pdf.Line(f"Item {n}", pdf.LATIN, 7, pdf.GREY)],
+            [pdf.Line(f"上海市浦东新区市场监督管理局 条目{n:03d}", font, 10.5)],
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def _report(rows: int = 40, **info) -> bytes:
+    def header(canvas, page: pdf.PageInfo) -> None:
+        pdf.draw_text(
+            canvas, page.margins.left, page.margins.top - 12, "结算报告", pdf.cjk_font(), 12
+        )
+
+    document = pdf.Document(
+        title=info.get("title", "结算报告 Settlement report"),
+        author="OneTrip 政务缴费平台",
+        created=info.get("created"),
+        header_height=30,
+        footer_height=20,
+        decorations=[header, pdf.page_numbers()],
+    )
+    table = pdf.LabelledTable.of(_rows(rows), left=document.left, width=document.width)
+    document.add(table, space_after=10)
+    top = document.place(200)  # does not fit under a long table: a new page
+    pdf.draw_text(document.canvas, document.left, top - 20, "签章 Seal", pdf.cjk_font(), 10)
+    return document.render()
+
+
+def _pages(document: bytes) -> list[str]:
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(io.BytesIO(document)).pages]
+
+
+def test_a_long_table_continues_on_the_next_page_with_every_page_numbered():
+    pages = _pages(_report(rows=40))
+    count = len(pages)
+    assert count >= 2
+    for number, text in enumerate(pages, start=1):
+        assert f"第 {number} 页 / 共 {count} 页" in text
+        assert f"Page {number} of {count}" in text
+        assert "结算报告" in text  # the header repeats on every page
+    every = "".join(pages)
+    for n in range(1, 41):
+        assert every.count(f"条目{n:03d}") == 1  # each row once: split between rows
+    assert "签章" in pages[-1] and "条目" not in pages[-1]
+
+
+def test_a_block_that_fits_stays_on_the_page():
+    pages = _pages(_report(rows=3))
+    assert len(pages) == 1
+    assert "第 1 页 / 共 1 页  Page 1 of 1" in pages[0]
+    assert "签章" in pages[0]
+
+
+def test_split_keeps_whole_rows_within_the_space_given():
+    table = pdf.LabelledTable.of(_rows(10), left=48, width=500)
+    head, rest = table.split(150)
+    assert head is not None and rest is not None
+    assert head.height <= 150 < head.height + rest.row_height(rest.rows[0])
+    assert head.rows + rest.rows == table.rows
+    assert table.split(10) == (None, table)
+    assert table.split(10_000) == (table, None)
+
+
+def test_the_same_input_gives_the_same_bytes():
+    first = _report(rows=40)
+    assert _report(rows=40) == first
+    assert _report(rows=41) != first
+
+
+def test_the_document_carries_its_metadata_and_its_own_creation_date():
+    from datetime import datetime, timedelta, timezone
+
+    from pypdf import PdfReader
+
+    paid_at = datetime(2025, 3, 14, 23, 26, 9, tzinfo=timezone(timedelta(hours=8)))
+    info = PdfReader(io.BytesIO(_report(rows=1, created=paid_at))).metadata
+    assert info.title == "结算报告 Settlement report"
+    assert info.author == "OneTrip 政务缴费平台"
+    assert info["/CreationDate"] == "D:20250314152609+00'00'"
+    undated = PdfReader(io.BytesIO(_report(rows=1))).metadata
+    assert undated["/CreationDate"] == "D:20000101000000+00'00'"  # invariant, not the clock
+
+
+def test_page_labels():
+    assert pdf.page_label(1, 2, "zh-CN") == "第 1 页 / 共 2 页"
+    assert pdf.page_label(2, 2, "en") == "Page 2 of 2"
+    assert pdf.page_label(1, 1) == "第 1 页 / 共 1 页  Page 1 of 1"
+    with pytest.raises(ValueError):
+        pdf.page_label(1, 1, "fr")
+
+
+class Stamp:
+    """A block that cannot split: a seal box of fixed height."""
+
+    height = 300.0
+
+    def draw(self, canvas, top: float) -> float:
+        pdf.draw_text(canvas, 60, top - 20, "盖章处 Seal here", pdf.cjk_font(), 10)
+        return top - self.height
+
+
+def test_a_block_that_cannot_split_moves_whole_to_the_next_page():
+    document = pdf.Document(title="清单", author="OneTrip", decorations=[pdf.page_numbers()])
+    document.add(pdf.LabelledTable.of(_rows(16), left=document.left, width=document.width))
+    assert 0 < document.remaining < Stamp.height
+    document.add(Stamp())
+    assert document.page_number == 2
+    pages = _pages(document.render())
+    assert [("盖章处" in text) for text in pages] == [False, True]
+    assert "第 2 页 / 共 2 页" in pages[1]

@@ -1,0 +1,114 @@
+"""PDF kernel: what receipts, licences, labels, manifests and settlement reports share.
+
+Every document draws with ReportLab on a plain canvas (a page in ~5 ms; platypus and
+HTML renderers are many times slower) and only lays out its own page; this package
+knows nothing of payments or matters.
+
+- `fonts`: the embedded Chinese font (configured path, then Debian's TrueType CJK
+  packages; STSong-Light, not embedded, only as a logged fallback).
+- `barcodes`: QR and Code 128 from libzint's module matrix, drawn as rectangles.
+- `text`: drawing a line, wrapping (CJK anywhere, Latin at spaces), styled line stacks.
+- `layout`: blocks for the flow, the labelled-line table.
+- `document`: the builder — metadata, reproducible bytes, new pages when a block does
+  not fit, headers / footers / page numbers / watermarks drawn once the page count is
+  known.
+"""
+
+from __future__ import annotations
+
+from reportlab import rl_config
+
+from onetrip.pdf.barcodes import (
+    QR_QUIET_ZONE,
+    barcode_backend,
+    draw_code128,
+    draw_qr,
+    qr_matrix,
+)
+from onetrip.pdf.document import (
+    Box,
+    Document,
+    PageDecoration,
+    PageInfo,
+    page_label,
+    page_numbers,
+    pdf_date,
+)
+from onetrip.pdf.fonts import (
+    CID_FALLBACK_FONT,
+    DEBIAN_CJK_FONTS,
+    CjkFont,
+    cjk_bold_font,
+    cjk_emphasis,
+    cjk_font,
+    cjk_font_embedded,
+    current_cjk_font,
+    find_cjk_font,
+    parse_font_spec,
+    reset_cjk_font,
+)
+from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
+from onetrip.pdf.text import (
+    GREY,
+    INK,
+    LATIN,
+    LATIN_BOLD,
+    RULE,
+    SEAL_RED,
+    SHADE,
+    Line,
+    block_height,
+    draw_lines,
+    draw_text,
+    fit_text,
+    wrap_lines,
+    wrap_text,
+)
+
+# ReportLab wraps compressed streams in ASCII85, a relic of 7-bit mail transports: its
+# pure-Python encoder costs ~2 ms a receipt and makes those streams 25 % bigger.
+rl_config.useA85 = 0
+
+__all__ = [
+    "CID_FALLBACK_FONT",
+    "DEBIAN_CJK_FONTS",
+    "GREY",
+    "INK",
+    "LATIN",
+    "LATIN_BOLD",
+    "QR_QUIET_ZONE",
+    "RULE",
+    "SEAL_RED",
+    "SHADE",
+    "Block",
+    "Box",
+    "CjkFont",
+    "Document",
+    "LabelledRow",
+    "LabelledTable",
+    "Line",
+    "PageDecoration",
+    "PageInfo",
+    "SplittableBlock",
+    "barcode_backend",
+    "block_height",
+    "cjk_bold_font",
+    "cjk_emphasis",
+    "cjk_font",
+    "cjk_font_embedded",
+    "current_cjk_font",
+    "draw_code128",
+    "draw_lines",
+    "draw_qr",
+    "draw_text",
+    "find_cjk_font",
+    "fit_text",
+    "page_label",
+    "page_numbers",
+    "parse_font_spec",
+    "pdf_date",
+    "qr_matrix",
+    "reset_cjk_font",
+    "wrap_lines",
+    "wrap_text",
+]

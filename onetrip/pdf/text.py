@@ -1,0 +1,234 @@
+"""Lines of text: drawing one, wrapping a string to a width, and stacking styled lines.
+
+Wrapping follows the rule of mixed Chinese and Latin text: a wide (CJK) character may
+break anywhere, a run of Latin letters only at spaces (a word wider than the whole box
+is broken where it must be). Widths come from the font's own metrics (`stringWidth`), so
+a wrapped line never runs past its box.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reportlab.pdfbase import pdfmetrics
+
+# The palette every document shares (RGB, 0..1).
+INK = (0.07, 0.07, 0.09)
+GREY = (0.42, 0.45, 0.5)
+RULE = (0.62, 0.64, 0.68)
+SHADE = (0.95, 0.95, 0.96)
+SEAL_RED = (0.65, 0.1, 0.1)
+LATIN = "Helvetica"
+LATIN_BOLD = "Helvetica-Bold"
+
+Colour = tuple[float, float, float]
+
+ELLIPSIS = "…"
+# Chinese typesetting keeps closing punctuation off the start of a line and opening
+# punctuation off its end (禁则); the wrapper moves a character to honour that.
+_NO_LINE_START = frozenset("，。、；：？！）》」』】〕〉”’…%‰·")
+_NO_LINE_END = frozenset("（《「『【〔〈“‘")
+
+
+def draw_text(
+    canvas: Any,
+    x: float,
+    y: float,
+    text: str,
+    font: str,
+    size: float,
+    *,
+    align: str = "left",
+    synthetic_bold: bool = False,
+    char_space: float = 0,
+) -> float:
+    """Draw one line at baseline `y`; `align` is left, centre or right of `x`.
+
+    `synthetic_bold` thickens the glyphs by stroking their outline too, for fonts with no
+    bold face (how Chinese office software fakes bold; see `cjk_emphasis`). `char_space`
+    spreads letters without inserting spaces, so text extraction still reads the word.
+    Returns the width drawn.
+    """
+    width = pdfmetrics.stringWidth(text, font, size) + char_space * max(len(text) - 1, 0)
+    if align == "centre":
+        x -= width / 2
+    elif align == "right":
+        x -= width
+    elif align != "left":
+        raise ValueError(f"unknown align {align!r}")
+    canvas.setFont(font, size)
+    if synthetic_bold:
+        canvas.saveState()
+        canvas.setStrokeColor(canvas._fillColorObj)  # outline in the text's own colour
+        canvas.setLineWidth(size * 0.035)
+        canvas.setLineJoin(1)
+        canvas.drawString(x, y, text, mode=2, charSpace=char_space)  # 2 = fill then stroke
+        canvas.restoreState()
+    else:
+        canvas.drawString(x, y, text, charSpace=char_space)
+    return width
+
+
+def _kind(char: str) -> str:
+    if char.isspace():
+        return "space"
+    return "wide" if unicodedata.east_asian_width(char) in ("W", "F") else "word"
+
+
+def _tokens(text: str) -> list[str]:
+    """Unbreakable pieces: each wide character alone, runs of Latin (a word), runs of spaces."""
+    tokens: list[str] = []
+    last = ""
+    for char in text:
+        kind = _kind(char)
+        if tokens and kind != "wide" and kind == last:
+            tokens[-1] += char
+        else:
+            tokens.append(char)
+        last = kind
+    return tokens
+
+
+def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
+    """Break `text` into lines no wider than `width` (points) in `font` at `size`.
+
+    Chinese breaks between any two characters, Latin at spaces; the spaces at a break are
+    dropped and every other character is kept, in order (`"\\n"` forces a break). Only a
+    single character wider than `width` can make a line overflow.
+    """
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        lines.extend(_wrap_paragraph(paragraph, font, size, width))
+    return lines
+
+
+def _wrap_paragraph(text: str, font: str, size: float, width: float) -> list[str]:
+    def fits(candidate: str) -> bool:
+        return pdfmetrics.stringWidth(candidate, font, size) <= width
+
+    if fits(text):
+        return [text]
+    lines: list[str] = []
+    line: list[str] = []  # tokens of the line being filled
+    for token in _tokens(text):
+        if token.isspace():
+            if line:
+                line.append(token)  # kept only if a word follows on this line
+            continue
+        if fits("".join(line) + token):
+            line.append(token)
+            continue
+        while line and line[-1].isspace():
+            line.pop()
+        carried = _carry_over(line, token, fits)
+        if line:
+            lines.append("".join(line))
+        line = carried
+        if fits("".join(line) + token):
+            line.append(token)
+            continue
+        # A word wider than the box: break it between letters.
+        for char in token:
+            if line and not fits("".join(line) + char):
+                lines.append("".join(line))
+                line = []
+            line.append(char)
+    while line and line[-1].isspace():
+        line.pop()
+    if line or not lines:
+        lines.append("".join(line))
+    return lines
+
+
+def _carry_over(line: list[str], token: str, fits: Any) -> list[str]:
+    """Tokens to move from the end of a full `line` to the next one (禁则), popped off it.
+
+    The last token travels with a closing mark that may not start a line, and an opening
+    mark never ends one, as long as the line keeps something and the moved text fits.
+    """
+    moved: list[str] = []
+    # Several closing marks in a row (`），`) travel together with the token before them.
+    while len(line) > 1 and (moved or [token])[0][0] in _NO_LINE_START:
+        moved.insert(0, line.pop())
+    while len(line) > 1 and line[-1][-1] in _NO_LINE_END:
+        moved.insert(0, line.pop())
+    while moved and moved[0].isspace():  # a space is a break point already
+        moved.pop(0)
+    while line and line[-1].isspace():
+        line.pop()
+    if moved and not fits("".join(moved) + token):
+        line.extend(moved)  # a box too narrow for the nicety: keep the plain break
+        return []
+    return moved
+
+
+def fit_text(text: str, font: str, size: float, width: float) -> str:
+    """`text` cut short with "…" so it fits `width` (unchanged when it already fits)."""
+    if pdfmetrics.stringWidth(text, font, size) <= width:
+        return text
+    return _with_ellipsis(text, font, size, width)
+
+
+def _with_ellipsis(text: str, font: str, size: float, width: float) -> str:
+    cut = text.rstrip()
+    while cut and pdfmetrics.stringWidth(cut + ELLIPSIS, font, size) > width:
+        cut = cut[:-1].rstrip()
+    return cut + ELLIPSIS
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of styled text; `leading` is the height it takes in a stack of lines."""
+
+    text: str
+    font: str
+    size: float
+    colour: Colour = INK
+    synthetic_bold: bool = False
+
+    @property
+    def leading(self) -> float:
+        return self.size * 1.3
+
+
+def wrap_lines(lines: Sequence[Line], width: float, max_lines: int | None = None) -> list[Line]:
+    """Wrap each line to `width`; a line that needs more than `max_lines` ends with "…"."""
+    out: list[Line] = []
+    for line in lines:
+        parts = wrap_text(line.text, line.font, line.size, width)
+        if max_lines is not None and len(parts) > max_lines:
+            last = _with_ellipsis(parts[max_lines - 1], line.font, line.size, width)
+            parts = [*parts[: max_lines - 1], last]
+        out.extend(dataclasses.replace(line, text=part) for part in parts)
+    return out
+
+
+def block_height(lines: Sequence[Line]) -> float:
+    """Height of `lines` stacked by their leading."""
+    return sum(line.leading for line in lines)
+
+
+def draw_lines(
+    canvas: Any, x: float, top: float, lines: Sequence[Line], *, align: str = "left"
+) -> float:
+    """Stack `lines` down from `top` (each baseline inside its leading); returns the bottom."""
+    y = top
+    for line in lines:
+        y -= line.leading
+        canvas.setFillColorRGB(*line.colour)
+        baseline = y + line.size * 0.28
+        draw_text(
+            canvas,
+            x,
+            baseline,
+            line.text,
+            line.font,
+            line.size,
+            align=align,
+            synthetic_bold=line.synthetic_bold,
+        )
+    return y
