@@ -61,6 +61,7 @@ class Settings:
     cjk_font_path: str | None
     courier_simulator: bool
     webhook_allow_private: bool
+    webhook_timeout: float
     relay_interval: float
     stuck_payment_after_minutes: int
     log_level: str
@@ -102,6 +103,7 @@ def load_settings() -> Settings:
         cjk_font_path=_env("ONETRIP_CJK_FONT"),
         courier_simulator=_bool("ONETRIP_COURIER_SIMULATOR"),
         webhook_allow_private=_bool("ONETRIP_WEBHOOK_ALLOW_PRIVATE"),
+        webhook_timeout=float(_env("ONETRIP_WEBHOOK_TIMEOUT", "10") or "10"),
         relay_interval=float(_env("ONETRIP_RELAY_INTERVAL", "0.5") or "0.5"),
         stuck_payment_after_minutes=_int("ONETRIP_STUCK_PAYMENT_MINUTES", 15),
         log_level=_env("ONETRIP_LOG_LEVEL", "INFO") or "INFO",
