@@ -69,6 +69,18 @@ class Transaction(Base):
     reverses_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("ledger_transactions.id"), unique=True
     )
+    # The outside record this transaction books (a Stripe balance transaction or payout
+    # id, a bank end-to-end id), for reconciliation to match on; and the system whose
+    # namespace that id lives in ("stripe", "bank:ICBC"), since bank end-to-end ids are
+    # chosen by whoever sent the money and repeat across banks. Not unique: one Stripe
+    # payout settles many of our transactions.
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+    external_source: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # The ref first: reconciliation looks a ref up with or without its source.
+        Index("ix_ledger_transactions_external_ref", "external_ref", "external_source"),
+    )
 
 
 class Entry(Base):
