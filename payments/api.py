@@ -18,12 +18,13 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from onetrip import metrics
 from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
 from onetrip.db import get_database, unit_of_work
-from onetrip.errors import BadRequest, NotFound, ValidationFailed
+from onetrip.errors import ValidationFailed
 from onetrip.idempotency import fingerprint, run_idempotent
-from onetrip.settings import get_settings
 from payments import catalogue, service
+from payments.gateways import stripe as stripe_gateway
 from payments.pages import PagesController
 from payments.schemas import CounterCollectionIn, DepartmentIn, MatterIn, PaymentIn, RefundIn
+from payments.views import DepartmentView, MatterView, PaymentView
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class AdminCatalogueController(Controller):
     dependencies = {"principal": Provide(admin_key)}
 
     @post("/departments", summary="Create a department", status_code=HTTP_201_CREATED)
-    async def create_department(self, principal: Principal, data: DepartmentIn) -> dict[str, Any]:
+    async def create_department(self, principal: Principal, data: DepartmentIn) -> DepartmentView:
         async with unit_of_work() as session:
             department = await catalogue.create_department(session, data)
         return catalogue.department_view(department)
@@ -72,7 +73,7 @@ class AdminCatalogueController(Controller):
         summary="Create a matter, or add a fee version (effective from effective_from)",
         status_code=HTTP_201_CREATED,
     )
-    async def define_matter(self, principal: Principal, data: MatterIn) -> dict[str, Any]:
+    async def define_matter(self, principal: Principal, data: MatterIn) -> MatterView:
         async with unit_of_work() as session:
             info = await catalogue.define_matter(session, data)
         return catalogue.matter_view(info)
@@ -96,7 +97,7 @@ class CatalogueController(Controller):
         return {"data": [catalogue.matter_view(i) for i in infos], "next_cursor": None}
 
     @get("/matters/{code:str}", summary="One matter, its fee in force and required materials")
-    async def matter(self, principal: Principal, code: str) -> dict[str, Any]:
+    async def matter(self, principal: Principal, code: str) -> MatterView:
         return catalogue.matter_view(await catalogue.get_matter(code))
 
 
@@ -142,7 +143,7 @@ class PaymentsController(Controller):
             )
 
     @get("/{payment_id:str}", summary="One payment", dependencies={"principal": Provide(any_key)})
-    async def retrieve(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+    async def retrieve(self, principal: Principal, payment_id: str) -> PaymentView:
         _reader(principal)
         async with get_database().session() as session:
             return service.payment_view(await service.get_payment(session, principal, payment_id))
@@ -275,25 +276,10 @@ class StripeWebhookController(Controller):
         security=[],
     )
     async def stripe_event(self, request: Request[Any, Any, Any]) -> dict[str, str]:
-        import stripe
-
-        secret = get_settings().stripe_webhook_secret
-        if not secret:
-            raise NotFound("Stripe webhooks are not configured", code="stripe_not_configured")
-        payload = await request.body()
-        signature = request.headers.get("stripe-signature")
-        if not signature:
-            raise BadRequest("missing Stripe-Signature header", code="invalid_signature")
-        try:
-            event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=300)
-        except stripe.SignatureVerificationError:
-            raise BadRequest(
-                "the Stripe-Signature does not match, or its timestamp is too old",
-                code="invalid_signature",
-            ) from None
-        except ValueError:
-            raise BadRequest("the body is not a Stripe event", code="malformed_json") from None
-        outcome = await service.handle_stripe_event(event.to_dict())
+        event = stripe_gateway.verified_event(
+            await request.body(), request.headers.get("stripe-signature")
+        )
+        outcome = await service.handle_stripe_event(event)
         metrics.webhooks_received.labels(outcome).inc()
         return {"received": event.id, "outcome": outcome}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +20,7 @@ from onetrip.clock import utcnow
 from onetrip.db import get_database
 from onetrip.errors import Conflict, NotFound, ValidationFailed
 from onetrip.money import BPS_WHOLE
+from payments import views
 from payments.models import Department, Matter, MatterFee
 from payments.schemas import DepartmentIn, MatterIn
 
@@ -70,39 +70,13 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def department_view(department: Department) -> dict[str, Any]:
-    return {
-        "code": department.code,
-        "name": department.name,
-        "timezone": department.timezone,
-        "created_at": department.created_at,
-    }
+def department_view(department: Department) -> views.DepartmentView:
+    return views.department_view(department)
 
 
-def matter_view(info: MatterInfo, at: datetime | None = None) -> dict[str, Any]:
-    at = at or utcnow()
-    fee = info.fee_at(at) or info.fees[0]
-    return {
-        "code": info.code,
-        "name": info.name,
-        "department": info.department,
-        "amount": fee.amount,
-        "currency": fee.currency,
-        "deliverable": info.deliverable,
-        "auto_issue": info.auto_issue,
-        "fee_split": [{"department": d, "share_bps": bps} for d, bps in fee.fee_split],
-        "required_materials": list(info.required_materials),
-        "effective_from": fee.effective_from,
-        "fee_versions": [
-            {
-                "amount": f.amount,
-                "currency": f.currency,
-                "effective_from": f.effective_from,
-                "fee_split": [{"department": d, "share_bps": bps} for d, bps in f.fee_split],
-            }
-            for f in info.fees
-        ],
-    }
+def matter_view(info: MatterInfo, at: datetime | None = None) -> views.MatterView:
+    """The matter with the fee in force at `at` (now by default)."""
+    return views.matter_view(info, at or utcnow())
 
 
 async def create_department(session: AsyncSession, data: DepartmentIn) -> Department:

@@ -1,8 +1,12 @@
-"""The payment status machine, as data: (from, event) → to, and the event it emits."""
+"""The payment and refund machines, as data, run by the kernel (onetrip/states.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
+
+from onetrip.states import Machine
+from payments.models import Payment, Refund
 
 CREATED, STARTED, SUCCEEDED, FAILED, CANCELLED, EXPIRED = (
     "created",
@@ -14,7 +18,8 @@ CREATED, STARTED, SUCCEEDED, FAILED, CANCELLED, EXPIRED = (
 )
 FINAL: Final = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 
-#: (current status, event) → new status. Anything else is not allowed.
+#: (current status, event) → new status. Anything else is not allowed; an event that
+#: led to the current status is a repeat and changes nothing (the kernel's rule).
 TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (CREATED, "start"): STARTED,
     (STARTED, "start"): STARTED,  # the applicant reopened the page
@@ -38,7 +43,7 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (FAILED, "expire"): EXPIRED,
 }
 
-#: the outbox event each transition emits
+#: the outbox event each transition emits (payment.created is written at creation)
 EVENT_TYPES: Final[dict[str, str]] = {
     STARTED: "payment.started",
     SUCCEEDED: "payment.succeeded",
@@ -48,5 +53,47 @@ EVENT_TYPES: Final[dict[str, str]] = {
 }
 
 
+def _payment_routing(payment: Payment) -> Mapping[str, str | None]:
+    return {"payment_id": payment.id, "department": payment.department}
+
+
+PAYMENT_MACHINE: Final = Machine(
+    name="payment",
+    model=Payment,
+    transitions=TRANSITIONS,
+    emits=EVENT_TYPES,
+    routing=_payment_routing,
+)
+
+REFUND_PENDING, REFUND_SUCCEEDED, REFUND_FAILED = "pending", "succeeded", "failed"
+
+#: A refund waits for the gateway's answer. One it reported paid can still fail later
+#: (the bank returned it): that move is the undo, booked as a reversal by the service.
+REFUND_TRANSITIONS: Final[dict[tuple[str, str], str]] = {
+    (REFUND_PENDING, "succeed"): REFUND_SUCCEEDED,
+    (REFUND_PENDING, "fail"): REFUND_FAILED,
+    (REFUND_SUCCEEDED, "fail"): REFUND_FAILED,
+}
+
+REFUND_EVENT_TYPES: Final[dict[str, str]] = {
+    REFUND_SUCCEEDED: "refund.succeeded",
+    REFUND_FAILED: "refund.failed",
+}
+
+
+def _refund_routing(refund: Refund) -> Mapping[str, str | None]:
+    return {"payment_id": refund.payment_id, "department": refund.department}
+
+
+REFUND_MACHINE: Final = Machine(
+    name="refund",
+    model=Refund,
+    transitions=REFUND_TRANSITIONS,
+    emits=REFUND_EVENT_TYPES,
+    routing=_refund_routing,
+)
+
+
 def next_status(current: str, event: str) -> str | None:
-    return TRANSITIONS.get((current, event))
+    """The payment status `event` leads to from `current`, or None if not allowed."""
+    return PAYMENT_MACHINE.target(current, event)

@@ -6,6 +6,8 @@ from onetrip.errors import NotFound
 from onetrip.settings import get_settings
 from payments.gateways.base import PaymentGateway
 
+NAMES = ("stripe", "sandbox", "counter")
+
 
 def gateway_named(name: str) -> PaymentGateway:
     if name == "stripe":
@@ -26,3 +28,8 @@ def gateway_named(name: str) -> PaymentGateway:
 def online_gateway() -> PaymentGateway:
     """The gateway that takes card payments on the hosted page: Stripe if configured."""
     return gateway_named(get_settings().gateway)
+
+
+def pollable_gateways() -> list[str]:
+    """The names of the gateways whose started payments the poll sweep asks about."""
+    return [name for name in NAMES if gateway_named(name).pollable]

@@ -29,6 +29,15 @@ class PaymentGateway(Protocol):
     name: str
     #: the ledger account that holds money taken through this gateway until payout
     clearing_account: str
+    #: a started payment may still be taken here until the gateway is told to stop, so
+    #: a department's cancel asks it first (`cancel`)
+    cancellable: bool
+    #: a started payment's outcome can be asked for (`outcome`): the poll sweep does so,
+    #: in case its webhook was lost
+    pollable: bool
+    #: the hosted page needs the client secret `start` returns; a started payment
+    #: without one is started again (idempotent)
+    needs_client_secret: bool
 
     async def start(self, payment: Payment) -> Started:
         """Prepare the gateway to take `payment` (idempotent per payment)."""

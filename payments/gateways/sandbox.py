@@ -30,6 +30,9 @@ def card_outcome(card_number: str) -> tuple[str, str] | None:
 class SandboxGateway:
     name = "sandbox"
     clearing_account = SANDBOX_CLEARING
+    cancellable = False
+    pollable = False
+    needs_client_secret = False
 
     async def start(self, payment: Payment) -> Started:
         return Started(gateway_ref=f"sandbox_{payment.id}")
