@@ -9,7 +9,7 @@ from litestar.di import Provide
 from litestar.status_codes import HTTP_201_CREATED
 
 from delivery import service
-from delivery.schemas import CourierPartnerIn
+from delivery.schemas import CourierPartnerIn, CourierPartnerOut, CourierPartnerPage
 from onetrip.auth import Principal, admin_key
 from onetrip.db import get_database, unit_of_work
 
@@ -24,16 +24,18 @@ class AdminCourierPartnerController(Controller):
         summary="Register a courier partner (its webhook secret is shown once)",
         status_code=HTTP_201_CREATED,
     )
-    async def create(self, principal: Principal, data: CourierPartnerIn) -> dict[str, Any]:
+    async def create(self, principal: Principal, data: CourierPartnerIn) -> CourierPartnerOut:
         async with unit_of_work() as session:
             partner = await service.create_partner(session, data)
         return service.partner_view(partner, with_secret=True)
 
     @get("/", summary="Courier partners")
-    async def list_partners(self, principal: Principal) -> dict[str, Any]:
+    async def list_partners(self, principal: Principal) -> CourierPartnerPage:
         async with get_database().session() as session:
             partners = await service.list_partners(session)
-        return {"data": [service.partner_view(p) for p in partners], "next_cursor": None}
+        return CourierPartnerPage(
+            data=[service.partner_view(p) for p in partners], next_cursor=None
+        )
 
 
 routes: list[Any] = [AdminCourierPartnerController]

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import secrets
-from typing import Any
-
 import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery.models import CourierPartner
-from delivery.schemas import CourierPartnerIn
+from delivery.schemas import CourierPartnerIn, CourierPartnerOut, ServiceArea
 from onetrip.clock import utcnow
 from onetrip.errors import Conflict
 from onetrip.urls import check_webhook_url
+from onetrip.webhooks import new_secret
 
 
-def partner_view(partner: CourierPartner, *, with_secret: bool = False) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "code": partner.code,
-        "name": partner.name,
-        "service_areas": partner.service_areas,
-        "webhook_url": partner.webhook_url,
-        "created_at": partner.created_at,
-    }
-    if with_secret:
-        view["secret"] = partner.webhook_secret
-    return view
+def partner_view(partner: CourierPartner, *, with_secret: bool = False) -> CourierPartnerOut:
+    """The partner as the API shows it; its webhook secret only when `with_secret`."""
+    return CourierPartnerOut(
+        code=partner.code,
+        name=partner.name,
+        service_areas=msgspec.convert(partner.service_areas, list[ServiceArea]),
+        webhook_url=partner.webhook_url,
+        created_at=partner.created_at,
+        secret=partner.webhook_secret if with_secret else msgspec.UNSET,
+    )
 
 
 async def create_partner(session: AsyncSession, data: CourierPartnerIn) -> CourierPartner:
@@ -39,7 +36,7 @@ async def create_partner(session: AsyncSession, data: CourierPartnerIn) -> Couri
         name=data.name,
         service_areas=msgspec.to_builtins(data.service_areas),
         webhook_url=data.webhook_url,
-        webhook_secret=f"whsec_{secrets.token_urlsafe(32)}",
+        webhook_secret=new_secret(),
         created_at=utcnow(),
     )
     session.add(partner)

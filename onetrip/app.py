@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
@@ -15,14 +14,13 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.template.config import TemplateConfig
 
+from onetrip import domains
 from onetrip.broker import configure_broker
 from onetrip.db import Database, get_database, set_database
 from onetrip.health import HealthController
 from onetrip.logs import configure_logging
 from onetrip.problems import exception_handlers
 from onetrip.settings import Settings, get_settings
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class MetricsController(PrometheusController):
@@ -31,19 +29,8 @@ class MetricsController(PrometheusController):
 
 
 def route_handlers() -> list[Any]:
-    import delivery.api
-    import ledger.api
-    import notifications.api
-    import payments.api
-
-    return [
-        HealthController,
-        MetricsController,
-        *payments.api.routes,
-        *ledger.api.routes,
-        *delivery.api.routes,
-        *notifications.api.routes,
-    ]
+    """The app's own handlers, then every domain's (from the one list of domains)."""
+    return [HealthController, MetricsController, *domains.route_handlers()]
 
 
 def create_app(
@@ -55,9 +42,9 @@ def create_app(
     settings = settings or get_settings()
     configure_logging()
     broker = configure_broker(settings.broker_url)
-    from onetrip.runtime import EmbeddedRuntime, load_job_modules
+    from onetrip.runtime import EmbeddedRuntime
 
-    load_job_modules()
+    domains.load_job_modules(broker)
     run_embedded = settings.embedded_broker if embedded_worker is None else embedded_worker
 
     @asynccontextmanager
@@ -82,8 +69,7 @@ def create_app(
         request_max_body_size=1_000_000,
         cors_config=CORSConfig(allow_origins=[], allow_methods=["GET"]),
         template_config=TemplateConfig(
-            directory=[ROOT / "payments" / "templates"],
-            engine=JinjaTemplateEngine,
+            directory=domains.template_dirs(), engine=JinjaTemplateEngine
         ),
         openapi_config=OpenAPIConfig(
             title="OneTrip",

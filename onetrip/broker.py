@@ -2,7 +2,8 @@
 
 Actors are declared against whichever broker is current when their module is imported;
 `configure_broker` swaps the broker and re-declares every known actor on it, so the
-process (or a test) can choose at start-up.
+process (or a test) can choose at start-up. Which queues a worker consumes comes from
+the one list of domains (`onetrip.domains.load_job_modules` declares them after the swap).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 
 log = logging.getLogger(__name__)
-
-QUEUES = ("payments", "ledger", "delivery", "notifications")
 
 
 def make_broker(url: str | None) -> dramatiq.Broker:

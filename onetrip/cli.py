@@ -81,14 +81,14 @@ def worker(threads: int) -> None:
     """Consume jobs from BROKER_URL (RabbitMQ or Redis). Run as many as you need."""
     import dramatiq
 
-    from onetrip.runtime import load_job_modules
+    from onetrip.domains import load_job_modules
 
     settings = get_settings()
     _configure_logging()
     if settings.embedded_broker:
         raise click.ClickException("set BROKER_URL: without it `onetrip serve` runs the worker")
     broker = _configure_broker(settings.broker_url)
-    load_job_modules()
+    load_job_modules(broker)  # every domain's actors and queues, from the one list
     worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.start()
     stop = threading.Event()
@@ -103,14 +103,15 @@ def worker(threads: int) -> None:
 @main.command()
 def relay() -> None:
     """Publish committed outbox events to the broker and send periodic jobs."""
-    from onetrip.runtime import Relay, load_job_modules
+    from onetrip.domains import load_job_modules
+    from onetrip.runtime import Relay
 
     settings = get_settings()
     _configure_logging()
     if settings.embedded_broker:
         raise click.ClickException("set BROKER_URL: without it `onetrip serve` runs the relay")
-    _configure_broker(settings.broker_url)
-    load_job_modules()
+    # The relay sends to the actors the events' subscribers name: it needs them declared.
+    load_job_modules(_configure_broker(settings.broker_url))
     relay = Relay()
 
     async def run() -> None:

@@ -5,7 +5,8 @@ unpublished events to Dramatiq, one message per subscribed actor. Rows are kept 
 publishing: they are the timeline of each payment (`GET /payments/{id}/events`) and the
 ids department webhooks carry. Consumers deduplicate with `first_consumption`, inside
 the same transaction as their effect, because a relay crash after publishing and before
-marking sends the event again.
+marking sends the event again: declare them with `onetrip.consumers.consumes`, which
+does both, rather than with `subscribe` by hand.
 """
 
 from __future__ import annotations

@@ -12,19 +12,11 @@ import logging
 
 import dramatiq
 
-from onetrip import outbox, scheduler
+from onetrip import domains, outbox, scheduler
 from onetrip.db import get_database
 from onetrip.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-
-def load_job_modules() -> None:
-    """Import every domain's actors so they are declared and subscribed."""
-    import delivery.jobs  # noqa: F401
-    import ledger.jobs  # noqa: F401
-    import notifications.jobs  # noqa: F401
-    import payments.jobs  # noqa: F401
 
 
 class Relay:
@@ -78,7 +70,7 @@ class EmbeddedRuntime:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        load_job_modules()
+        domains.load_job_modules()
         # A short consumer timeout: in-process the StubBroker is local, and a long one
         # only delays shutdown.
         self.worker = dramatiq.Worker(

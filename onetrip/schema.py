@@ -1,19 +1,12 @@
-"""Every table, gathered from every domain, for migrations and tests."""
+"""Every table, gathered from the one list of domains, for migrations and tests."""
 
 from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from onetrip.db import Base
-
 
 def load_models() -> MetaData:
-    import delivery.models  # noqa: F401
-    import ledger.models  # noqa: F401
-    import notifications.models  # noqa: F401
-    import onetrip.auth
-    import onetrip.idempotency
-    import onetrip.outbox  # noqa: F401
-    import payments.models  # noqa: F401
+    """The shared metadata with every kernel and domain table on it."""
+    from onetrip.domains import load_models as load
 
-    return Base.metadata
+    return load()

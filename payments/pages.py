@@ -1,5 +1,5 @@
-"""The applicant's pages: pay (Stripe.js or the sandbox) and track. No key: the
-unguessable token in the URL is the applicant's capability."""
+"""The applicant's pay page (Stripe.js or the sandbox). No key: the unguessable token in
+the URL is the applicant's capability. The tracking page is delivery's (delivery/pages.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from onetrip.db import get_database
+from onetrip.money import Money, format_amount
 from onetrip.settings import get_settings
 from payments import service
 from payments.gateways.sandbox import TEST_CARDS
@@ -38,7 +39,6 @@ TEXT = {
         "unknown_card": "这不是测试卡号，请从下表中选择。",
         "processing": "正在处理…",
         "materials": "所需材料（一次告知）",
-        "confirming": "正在确认您的支付，页面将自动刷新…",
     },
     "en": {
         "title": "Pay a fee",
@@ -61,7 +61,6 @@ TEXT = {
         "unknown_card": "That is not a test card; pick one from the list.",
         "processing": "Processing…",
         "materials": "Materials you need (told once, in full)",
-        "confirming": "We are confirming your payment; this page refreshes by itself…",
     },
 }
 
@@ -69,12 +68,6 @@ TEXT = {
 def language(request: Request[Any, Any, Any], payment: Any) -> str:
     lang = request.query_params.get("lang") or (payment.applicant or {}).get("language")
     return lang if lang in TEXT else "zh-CN"
-
-
-def money(amount: int, currency: str) -> str:
-    symbol = "¥" if currency == "CNY" else f"{currency} "
-    whole, fen = divmod(amount, 100)
-    return f"{symbol}{whole:,}.{fen:02d}"
 
 
 async def _department_name(code: str) -> str:
@@ -114,7 +107,7 @@ class PagesController(Controller):
                 "t": TEXT[lang],
                 "lang": lang,
                 "payment": payment,
-                "amount": money(payment.amount, payment.currency),
+                "amount": format_amount(Money(payment.amount, payment.currency), lang),
                 "urls": service.payment_urls(payment.token),
                 "stripe_js_url": settings.stripe_js_url,
                 "publishable_key": settings.stripe_publishable_key,
@@ -137,19 +130,3 @@ class PagesController(Controller):
         payment, error = await service.sandbox_pay(token, data.card_number)
         suffix = f"?error={error}" if error else ""
         return Redirect(path=f"/pay/{payment.token}{suffix}", status_code=303)
-
-    @get("/track/{token:str}", summary="Payment, licence and delivery status", security=[])
-    async def track_page(self, request: Request[Any, Any, Any], token: str) -> Template:
-        async with get_database().session() as session:
-            payment = await service.payment_by_token(session, token)
-        lang = language(request, payment)
-        return Template(
-            template_name="track.html",
-            context={
-                "t": TEXT[lang],
-                "lang": lang,
-                "payment": payment,
-                "amount": money(payment.amount, payment.currency),
-                "department_name": await _department_name(payment.department),
-            },
-        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from onetrip.schema import load_models
+from onetrip.domains import load_models
 
 target_metadata = load_models()
 connection = context.config.attributes.get("connection")

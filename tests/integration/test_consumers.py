@@ -1,0 +1,264 @@
+"""`@consumes`: an event's effect happens once per consumer, on SQLite and PostgreSQL.
+
+The actors below are real Dramatiq actors on the StubBroker, fed by the real relay and run
+by a real worker; nothing of ours is mocked. The effect they apply is an outbox row, so
+"once" and "rolled back" are read from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from typing import Any
+
+import dramatiq
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onetrip.consumers import Event, consumes
+from onetrip.db import get_database, unit_of_work
+from onetrip.outbox import ConsumedEvent, OutboxEvent, record_event, relay_batch
+from tests.factories import auth, make_key, seed_catalogue
+from tests.integration.test_payments_support import create_payment, pay_with_sandbox
+
+QUEUE = "test_consumers"
+EVENT = "test.consumers.happened"
+EFFECT = "test.consumers.effect"
+
+calls: Counter[str] = Counter()  # handler and prepare runs, by consumer
+failures: dict[str, int] = {}  # consumer → how many more runs raise before one succeeds
+_lock = threading.Lock()
+
+
+class Boom(Exception):
+    pass
+
+
+def _count(name: str) -> int:
+    with _lock:
+        calls[name] += 1
+        left = failures.get(name, 0)
+        if left:
+            failures[name] = left - 1
+        return left
+
+
+async def _apply(session: AsyncSession, consumer: str, event: Event, extra: Any = None) -> None:
+    """The effect: an outbox row naming the consumer and the cause; then maybe fail."""
+    await record_event(
+        session,
+        EFFECT,
+        {"consumer": consumer, "cause": event.id, "n": event.data["n"], "extra": extra},
+    )
+    if _count(consumer):
+        raise Boom(f"{consumer} fails after writing its effect")
+
+
+@consumes(EVENT, consumer="test.consumers.plain", queue=QUEUE, min_backoff=10, max_backoff=20)
+async def consumers_test_plain(session: AsyncSession, event: Event) -> None:
+    await _apply(session, "test.consumers.plain", event)
+
+
+async def _prepare(event: Event) -> str:
+    _count("prepare")
+    return f"drawn for {event.id}"
+
+
+@consumes(
+    EVENT,
+    consumer="test.consumers.prepared",
+    queue=QUEUE,
+    prepare=_prepare,
+    min_backoff=10,
+    max_backoff=20,
+)
+async def consumers_test_prepared(session: AsyncSession, event: Event, drawn: str) -> None:
+    await _apply(session, "test.consumers.prepared", event, drawn)
+
+
+@pytest.fixture
+def broker(db):  # type: ignore[no-untyped-def]
+    """The StubBroker the `db` fixture configured, empty, with fresh counters."""
+    broker = dramatiq.get_broker()
+    assert isinstance(broker, dramatiq.brokers.stub.StubBroker)
+    broker.flush_all()
+    calls.clear()
+    failures.clear()
+    yield broker
+    broker.flush_all()
+    failures.clear()
+
+
+async def run_worker(broker: Any, queues: tuple[str, ...] = (QUEUE,)) -> None:
+    """Process every message on `queues` (retries included) with a real Dramatiq worker."""
+
+    def work() -> None:
+        worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
+        worker.start()
+        try:
+            for queue in queues:
+                broker.join(queue, timeout=20_000)
+            worker.join()
+        finally:
+            worker.stop()
+
+    await asyncio.to_thread(work)
+
+
+async def effects() -> list[tuple[str, str, Any]]:
+    async with get_database().session() as session:
+        rows = (
+            await session.execute(select(OutboxEvent.data).where(OutboxEvent.type == EFFECT))
+        ).all()
+    return sorted((r.data["consumer"], r.data["cause"], r.data["extra"]) for r in rows)
+
+
+async def marks(consumer: str) -> list[str]:
+    async with get_database().session() as session:
+        stmt = select(ConsumedEvent.event_id).where(ConsumedEvent.consumer == consumer)
+        return sorted((await session.execute(stmt)).scalars())
+
+
+async def publish(n: int = 1) -> str:
+    """Commit an event and relay it: one message per consumer."""
+    async with unit_of_work() as session:
+        event_id = await record_event(session, EVENT, {"n": n}, subject_id=f"sub_{n}")
+    assert await relay_batch() == 1
+    return event_id
+
+
+def send_again(broker: Any) -> None:
+    """Put a second copy of every waiting message on the queue (a redelivery)."""
+    for raw in list(broker.queues[QUEUE].queue):
+        broker.enqueue(dramatiq.Message.decode(raw))
+
+
+async def test_an_event_delivered_twice_has_its_effect_once(broker) -> None:  # type: ignore[no-untyped-def]
+    event_id = await publish()
+    send_again(broker)
+    assert len(broker.queues[QUEUE].queue) == 4  # two consumers, each twice
+
+    await run_worker(broker)
+
+    assert await effects() == [
+        ("test.consumers.plain", event_id, None),
+        ("test.consumers.prepared", event_id, f"drawn for {event_id}"),
+    ]
+    assert await marks("test.consumers.plain") == [event_id]
+    assert await marks("test.consumers.prepared") == [event_id]
+    assert calls["test.consumers.plain"] == 1 == calls["test.consumers.prepared"]
+
+
+async def test_a_redelivery_after_the_effect_committed_changes_nothing(broker) -> None:  # type: ignore[no-untyped-def]
+    event_id = await publish()
+    copies = [dramatiq.Message.decode(raw) for raw in broker.queues[QUEUE].queue]
+    await run_worker(broker)
+    assert calls == {"test.consumers.plain": 1, "test.consumers.prepared": 1, "prepare": 1}
+
+    for message in copies:  # the relay crashed before marking: the same messages again
+        broker.enqueue(message)
+    await run_worker(broker)
+
+    assert len(await effects()) == 2
+    # Neither handler ran again, and the consumed event skipped its prepare step too.
+    assert calls == {"test.consumers.plain": 1, "test.consumers.prepared": 1, "prepare": 1}
+    assert await marks("test.consumers.plain") == [event_id]
+
+
+async def test_a_handler_that_raises_leaves_no_mark_and_its_retry_applies_it(broker) -> None:  # type: ignore[no-untyped-def]
+    failures["test.consumers.plain"] = 1
+    failures["test.consumers.prepared"] = 2
+    event_id = await publish()
+
+    await run_worker(broker)
+
+    # Each failed run wrote its effect, then raised: the effect and the mark rolled back
+    # together, so the retry found the event unconsumed and applied it (once).
+    assert calls["test.consumers.plain"] == 2
+    assert calls["test.consumers.prepared"] == 3
+    assert calls["prepare"] == 3  # prepare runs again before each retry
+    assert await effects() == [
+        ("test.consumers.plain", event_id, None),
+        ("test.consumers.prepared", event_id, f"drawn for {event_id}"),
+    ]
+    assert await marks("test.consumers.plain") == [event_id]
+    assert await marks("test.consumers.prepared") == [event_id]
+
+
+async def test_a_handler_that_raises_on_its_last_try_commits_nothing(broker) -> None:  # type: ignore[no-untyped-def]
+    failures["test.consumers.plain"] = 99  # more than its retries
+    event_id = await publish()
+    message = next(
+        dramatiq.Message.decode(raw)
+        for raw in broker.queues[QUEUE].queue
+        if dramatiq.Message.decode(raw).actor_name == "consumers_test_plain"
+    )
+    broker.flush(QUEUE)
+    broker.enqueue(message.copy(options={**message.options, "max_retries": 0}))
+
+    with pytest.raises(Boom):  # dead-lettered: the stub broker's join re-raises it
+        await run_worker(broker)
+
+    assert calls["test.consumers.plain"] == 1
+    assert await effects() == []
+    assert await marks("test.consumers.plain") == []
+    assert event_id  # the event itself stays committed in the outbox
+
+
+def test_a_consumer_name_must_fit_the_consumed_events_table() -> None:
+    with pytest.raises(ValueError, match="consumer must be"):
+        consumes(EVENT, consumer="x" * 65, queue=QUEUE)
+    with pytest.raises(ValueError, match="at least one event type"):
+        consumes(consumer="test.consumers.none", queue=QUEUE)
+
+
+# --- the receipt consumer of payments ---------------------------------------------------
+
+
+@pytest.fixture
+async def client(db, env):  # type: ignore[no-untyped-def]
+    """The app without its embedded worker: this test runs the relay and worker itself."""
+    from onetrip.app import create_app
+    from onetrip.settings import get_settings
+
+    async with AsyncTestClient(app=create_app(get_settings(), embedded_worker=False)) as client:
+        yield client
+
+
+async def count(table: Any, *where: Any) -> int:
+    async with get_database().session() as session:
+        stmt = select(func.count()).select_from(table).where(*where)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+async def test_the_receipt_of_a_payment_delivered_twice_is_rendered_and_kept_once(client) -> None:  # type: ignore[no-untyped-def]
+    from payments.models import Receipt
+
+    admin = await make_key("admin")
+    await seed_catalogue(client, admin)
+    psb = await make_key("department", ["PSB"])
+    payment = await create_payment(client, psb)
+    await pay_with_sandbox(client, payment)
+
+    broker = dramatiq.get_broker()
+    while await relay_batch():
+        pass
+    receipt_jobs = [
+        dramatiq.Message.decode(raw)
+        for raw in broker.queues["payments"].queue
+        if dramatiq.Message.decode(raw).actor_name == "render_payment_receipt"
+    ]
+    assert len(receipt_jobs) == 1
+    broker.enqueue(receipt_jobs[0])  # delivered twice
+
+    await run_worker(broker, ("payments",))
+
+    assert await count(Receipt.__table__, Receipt.payment_id == payment["id"]) == 1
+    consumer = ConsumedEvent.__table__.c.consumer
+    assert await count(ConsumedEvent.__table__, consumer == "payments.receipt") == 1
+    response = await client.get(f"/api/v1/payments/{payment['id']}/receipt.pdf", headers=auth(psb))
+    assert response.status_code == 200, response.text
+    assert response.content.startswith(b"%PDF")
