@@ -3,15 +3,25 @@
 Real servers only. PostgreSQL, RabbitMQ and Redis tests run when their URL is set
 (ONETRIP_TEST_POSTGRES_URL, ONETRIP_TEST_RABBITMQ_URL, ONETRIP_TEST_REDIS_URL) and
 skip otherwise; with ONETRIP_TEST_REQUIRE_SERVICES=1 (CI) a missing one fails instead.
+
+Speed without sharing state: the schema is migrated once per session and per dialect
+(an SQLite template file copied into each test's tmp_path; one PostgreSQL database
+emptied between tests), the app runs without its background runtime unless a test is
+marked `with_worker`, and process-wide caches are reset around every test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +41,38 @@ def service_url(name: str) -> str:
             pytest.fail(f"ONETRIP_TEST_{name.upper()}_URL is required in CI")
         pytest.skip(f"set ONETRIP_TEST_{name.upper()}_URL to run {name} tests")
     return url
+
+
+# --- process-wide state, fresh in every test ----------------------------------------
+
+
+def reset_singletons() -> None:
+    """Forget every in-process cache a test could leave behind for the next one.
+
+    Settings and API keys are read through caches; the catalogue caches fees for a few
+    seconds; Stripe clients are kept per event loop (and per API base); the CJK font is
+    chosen once from ONETRIP_CJK_FONT. A test that changes any of them must not leak it.
+    """
+    from onetrip.pdf import reset_cjk_font
+    from payments.catalogue import clear_cache
+    from payments.gateways.stripe import forget_clients
+
+    reset_settings()
+    key_cache.clear()
+    clear_cache()
+    forget_clients()
+    reset_cjk_font()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_singletons() -> Iterator[None]:
+    """Every test starts from empty caches and an empty in-process broker."""
+    reset_singletons()
+    # A new StubBroker (every declared actor moved onto it): no message queued by an
+    # earlier test can be consumed in this one.
+    configure_broker(None)
+    yield
+    reset_singletons()
 
 
 # --- PostgreSQL: one fresh database per test session --------------------------------
@@ -76,16 +118,78 @@ async def _build_schema(url: str) -> None:
     await upgrade_async(async_database_url(url))
 
 
-async def _truncate_all(url: str) -> None:
+# Tables whose own triggers refuse DELETE (the ledger is append-only) and the sequences
+# that have handed out a value, in one round trip.
+_PG_STATE = """
+SELECT 'protected', c.relname
+FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT t.tgisinternal AND t.tgtype & 8 <> 0 AND n.nspname = current_schema()
+UNION ALL
+SELECT 'sequence', format('%I.%I', schemaname, sequencename)
+FROM pg_sequences WHERE last_value IS NOT NULL
+"""
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _empty_all_tables(url: str) -> None:
+    """Leave every table empty and every sequence rewound, as in a fresh database.
+
+    TRUNCATE of every table cost ~0.15 s per test (new files for each table and index),
+    while a test leaves a few rows in a few tables. So only tables holding rows are
+    emptied: the append-only ones (their triggers refuse DELETE) by TRUNCATE ... CASCADE
+    first, then the others by DELETE, children first. Used sequences restart, as
+    RESTART IDENTITY did.
+    """
     from onetrip.schema import load_models
 
-    metadata = load_models()
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    tables = [table.name for table in load_models().sorted_tables]  # parents first
+    probe = " UNION ALL ".join(
+        f"SELECT 'rows', '{name}' WHERE EXISTS (SELECT 1 FROM {_quoted(name)})" for name in tables
+    )
     conn = await _pg_connect(async_database_url(url))
     try:
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        found: dict[str, set[str]] = {"rows": set(), "protected": set(), "sequence": set()}
+        for kind, name in await conn.fetch(f"{probe} UNION ALL {_PG_STATE}"):
+            found[kind].add(name)
+        truncated = [n for n in tables if n in found["rows"] and n in found["protected"]]
+        deleted = [n for n in reversed(tables) if n in found["rows"] and n not in truncated]
+        statements = [f"TRUNCATE {', '.join(map(_quoted, truncated))} CASCADE"] if truncated else []
+        statements += [f"DELETE FROM {_quoted(name)}" for name in deleted]
+        statements += [f"ALTER SEQUENCE {name} RESTART" for name in sorted(found["sequence"])]
+        if statements:
+            async with conn.transaction():
+                await conn.execute(";\n".join(statements))
     finally:
         await conn.close()
+
+
+# --- SQLite: one migrated template per session, copied per test ---------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated to head, built once per session (so a migration added
+    since the last run is always in it) and only ever copied, never opened again."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "onetrip.db"
+    asyncio.run(_build_schema(f"sqlite:///{path}"))
+    # Fold the write-ahead log into the main file, so the file alone is the database.
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def _copy_sqlite(template: Path, target: Path) -> str:
+    shutil.copyfile(template, target)
+    for suffix in ("-wal", "-shm"):  # none after the checkpoint; copied if SQLite kept one
+        side = template.with_name(template.name + suffix)
+        if side.exists():
+            shutil.copyfile(side, target.with_name(target.name + suffix))
+    return f"sqlite:///{target}"
 
 
 # --- the database under test, on both dialects ---------------------------------------
@@ -95,20 +199,16 @@ async def _truncate_all(url: str) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database; tests using it run once per dialect."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'onetrip.db'}"
-        asyncio.run(_build_schema(url))
-        return url
+        return _copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "onetrip.db")
     url = request.getfixturevalue("postgres_database_url")
-    asyncio.run(_truncate_all(url))
+    asyncio.run(_empty_all_tables(url))
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """An SQLite database only, for tests that do not depend on the dialect."""
-    url = f"sqlite:///{tmp_path / 'onetrip.db'}"
-    asyncio.run(_build_schema(url))
-    return url
+    return _copy_sqlite(sqlite_template, tmp_path / "onetrip.db")
 
 
 @pytest.fixture
@@ -142,14 +242,44 @@ async def db(db_url: str, env: pytest.MonkeyPatch) -> AsyncIterator[Database]:
     set_database(None)
 
 
+@pytest.fixture(scope="session")
+def api_app() -> Any:
+    """The whole app without its background runtime, built once per session.
+
+    Building it (route registration, a signature model per handler) cost ~0.2 s per
+    test. It holds no per-test state: settings, the database and the broker are read
+    through their globals, which `db` and `env` point at each test's own; each client
+    runs the app's lifespan again (and disposes the test's engine at the end).
+    """
+    from onetrip.app import create_app
+    from onetrip.settings import load_settings
+
+    # Built for no broker and no database in particular: create_app's globals are
+    # replaced by every test's `db` fixture.
+    app = create_app(replace(load_settings(), broker_url=None), embedded_worker=False)
+    set_database(None)
+    return app
+
+
 @pytest.fixture
-async def app_client(db: Database, env: pytest.MonkeyPatch) -> AsyncIterator[object]:
-    """An in-process client of the whole app (embedded worker and relay included)."""
+async def app_client(
+    request: pytest.FixtureRequest, api_app: Any, db: Database, env: pytest.MonkeyPatch
+) -> AsyncIterator[Any]:
+    """An in-process client of the whole app, without its background runtime.
+
+    No relay and no Dramatiq worker: requests do all a contract test checks, and nothing
+    runs behind the test's back (no periodic sweep racing the one a test calls, no relay
+    polling the database). A test that waits for a job (a receipt rendered by the
+    worker, an event relayed to a consumer) says so with `@pytest.mark.with_worker`,
+    and gets an app of its own with the embedded relay and worker.
+    """
     from litestar.testing import AsyncTestClient
 
     from onetrip.app import create_app
     from onetrip.settings import get_settings
 
-    app = create_app(get_settings())
+    app = api_app  # session-scoped: set up before `db` points the globals at this test
+    if request.node.get_closest_marker("with_worker") is not None:
+        app = create_app(get_settings(), embedded_worker=True)
     async with AsyncTestClient(app=app) as client:
         yield client

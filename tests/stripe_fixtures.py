@@ -53,12 +53,19 @@ def free_port() -> int:
 
 # Run localstripe's aiohttp app on loopback only, and keep its store in memory: by
 # default it pickles the whole store to /tmp/localstripe.pickle on every write, which
-# is slow and shared with any other localstripe on the machine.
+# is slow and shared with any other localstripe on the machine. It also waits a whole
+# second before sending each webhook, which every test waiting for one paid; a short
+# wait still sends it after the API call that caused it has answered, as Stripe does.
 _LOCALSTRIPE = """
+import asyncio
 import sys
+import types
 from aiohttp import web
-from localstripe import resources
+from localstripe import resources, webhooks
 resources.Store.dump_to_disk = lambda self: None
+webhooks.asyncio = types.SimpleNamespace(
+    sleep=lambda delay: asyncio.sleep(min(delay, 0.2)), ensure_future=asyncio.ensure_future
+)
 from localstripe.server import app
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
@@ -351,11 +358,11 @@ async def wait_for(
 
 @pytest.fixture
 async def stripe_stack(
-    db_url: str, env: pytest.MonkeyPatch, localstripe: str
+    api_app: Any, db_url: str, env: pytest.MonkeyPatch, localstripe: str
 ) -> AsyncIterator[StripeStack]:
     """The app on Stripe (localstripe), served for real, with webhooks pointed at it."""
-    from onetrip.app import create_app
-    from onetrip.db import get_database, set_database
+    from onetrip.broker import configure_broker
+    from onetrip.db import Database, get_database, set_database
     from onetrip.settings import get_settings, reset_settings
     from payments.gateways import stripe as stripe_gateway
 
@@ -375,8 +382,12 @@ async def stripe_stack(
 
     settings = get_settings()
     assert settings.gateway == "stripe"
-    app = create_app(settings)  # sets the global Database and the in-process broker
-    server = _ServerThread(app, port)
+    # The session's app (conftest `api_app`), on this test's database and broker. It has
+    # no embedded worker: every Stripe effect here happens in a request (webhooks
+    # included), and a periodic sweep on a worker would race the ones tests call.
+    set_database(Database(settings.database_url))
+    configure_broker(None)
+    server = _ServerThread(api_app, port)
     server.start()
     try:
         await asyncio.to_thread(server.wait_started)

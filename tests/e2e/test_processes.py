@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.conftest import _pg_connect, _truncate_all, service_url
+from tests.conftest import _empty_all_tables, _pg_connect, service_url
 from tests.e2e.test_processes_support import (
     Process,
     clean_env,
@@ -45,7 +45,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     with isolated_broker_url(service_url(request.param)) as (broker_url, _vhost):
-        asyncio.run(_truncate_all(postgres_database_url))
+        asyncio.run(_empty_all_tables(postgres_database_url))
         workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
         port = free_port()
         env = clean_env(

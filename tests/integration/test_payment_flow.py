@@ -32,6 +32,7 @@ async def wait_for(predicate, within: float = 10.0):  # type: ignore[no-untyped-
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.with_worker  # the receipt job must run
 async def test_sandbox_payment_succeeds_and_books_the_fee(app_client, keys):  # type: ignore[no-untyped-def]
     created = await app_client.post(
         "/api/v1/payments", json=payment_body(), headers=auth(keys["psb"], "k-1")
