@@ -305,19 +305,28 @@ async def transactions_by_external_ref(
 # --- reports ---------------------------------------------------------------------------
 
 
+#: The trial balance's one line for every account a limited scope may not see in detail
+#: (platform accounts and other departments'), per currency: not an account, so it has
+#: no `acct_` id and no department.
+OTHER_ACCOUNTS = "other"
+
+
 async def trial_balance(
     session: AsyncSession, *, as_of: datetime | None = None, scope: Scope = None
 ) -> TrialBalance:
     """Debits and credits per account over entries effective up to `as_of` (default now).
 
-    Over every account (scope None) total_debits == total_credits; a limited scope
-    covers only its departments' accounts and says so in `departments`.
+    total_debits == total_credits for every scope: a limited scope gets its departments'
+    accounts line by line, and everything else summed in one `OTHER_ACCOUNTS` line per
+    currency, without its detail (the books balance only as a whole).
     """
     as_of = as_of or utcnow()
     if as_of.tzinfo is None:
         raise ValidationFailed("as_of must carry a UTC offset", code="invalid_as_of")
     debits = func.coalesce(func.sum(case((entries.c.amount > 0, entries.c.amount))), 0)
     credits = func.coalesce(func.sum(case((entries.c.amount < 0, -entries.c.amount))), 0)
+    # One pass over the entries for every scope: the per-account sums are few (a handful
+    # of accounts per department), and the other accounts' are folded below.
     stmt = (
         select(
             accounts.c.id,
@@ -328,21 +337,39 @@ async def trial_balance(
             credits.label("credits"),
         )
         .join(entries, entries.c.account_id == accounts.c.id)
-        .where(entries.c.effective_at <= as_of, _visible(scope))
+        .where(entries.c.effective_at <= as_of)
         .group_by(accounts.c.id, accounts.c.code, accounts.c.department, accounts.c.currency)
         .order_by(accounts.c.code, accounts.c.currency)
     )
-    lines = [
+    lines: list[TrialBalanceLine] = []
+    others: dict[str, list[int]] = {}  # currency -> [debits, credits]
+    for row in await session.execute(stmt):
+        if scope is None or row.department in scope:
+            lines.append(
+                TrialBalanceLine(
+                    account_id=row.id,
+                    code=row.code,
+                    department=row.department,
+                    currency=row.currency,
+                    debits=int(row.debits),
+                    credits=int(row.credits),
+                )
+            )
+        else:
+            summed = others.setdefault(row.currency, [0, 0])
+            summed[0] += int(row.debits)
+            summed[1] += int(row.credits)
+    lines.extend(
         TrialBalanceLine(
-            account_id=row.id,
-            code=row.code,
-            department=row.department,
-            currency=row.currency,
-            debits=int(row.debits),
-            credits=int(row.credits),
+            account_id=OTHER_ACCOUNTS,
+            code=OTHER_ACCOUNTS,
+            department=None,
+            currency=currency,
+            debits=summed_debits,
+            credits=summed_credits,
         )
-        for row in await session.execute(stmt)
-    ]
+        for currency, (summed_debits, summed_credits) in sorted(others.items())
+    )
     return TrialBalance(
         as_of=as_of,
         lines=lines,

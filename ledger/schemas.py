@@ -74,6 +74,6 @@ class TrialBalanceOut(Struct):
     lines: list[TrialBalanceLineOut]
     total_debits: int
     total_credits: int
-    # null: every account (the totals are equal); otherwise only these departments'
-    # accounts are covered, so the totals need not be equal.
+    # null: every account; otherwise these departments' accounts one by one, and all
+    # other accounts summed in one "other" line per currency. The totals are equal.
     departments: list[str] | None

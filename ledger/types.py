@@ -114,8 +114,8 @@ class TrialBalance:
     lines: list[TrialBalanceLine]
     total_debits: int
     total_credits: int
-    # None: every account. Otherwise only these departments' accounts are included, so
-    # the totals need not be equal.
+    # None: every account. Otherwise these departments' accounts are listed one by one
+    # and every other account summed in one "other" line per currency; totals are equal.
     departments: tuple[str, ...] | None
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from onetrip.broker import broker_reachable
 from onetrip.db import get_database
+from onetrip.problems import RETRY_AFTER_SECONDS
 
 
 class HealthController(Controller):
@@ -26,8 +27,9 @@ class HealthController(Controller):
     async def ready(self) -> Response[dict[str, Any]]:
         checks: dict[str, str] = {}
         try:
-            async with get_database().session() as session:
-                await session.execute(text("SELECT 1"))
+            # Bounded like the broker's check: a database that accepts connections but
+            # never answers must not hang the probe.
+            await asyncio.wait_for(_select_one(), timeout=3)
             checks["database"] = "ok"
         except Exception as exc:  # report, never raise, from a health check
             checks["database"] = f"error: {type(exc).__name__}"
@@ -43,4 +45,11 @@ class HealthController(Controller):
         return Response(
             {"status": "ok" if healthy else "unavailable", "checks": checks},
             status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE,
+            # as every 503 of the API says: when to ask again
+            headers=None if healthy else {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+
+
+async def _select_one() -> None:
+    async with get_database().session() as session:
+        await session.execute(text("SELECT 1"))

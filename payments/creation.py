@@ -6,17 +6,19 @@ On PostgreSQL the API's create path is one raw statement and one round trip (see
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from onetrip import idempotency, metrics, outbox
 from onetrip.auth import Principal
 from onetrip.clock import utcnow
-from onetrip.db import get_database
+from onetrip.db import connection_lost, get_database
 from onetrip.errors import IdempotencyInProgress, OneTripError, ValidationFailed
 from onetrip.ids import new_id, new_token
 from onetrip.settings import get_settings
@@ -27,6 +29,8 @@ from payments.states import CREATED
 from payments.views import PaymentView, new_payment_view
 
 PAYMENTS = Payment.__table__
+
+log = logging.getLogger("onetrip.payments")
 
 
 def _unknown_matter(code: str) -> ValidationFailed:
@@ -149,6 +153,47 @@ SELECT count(*) FROM claim
 
 _json_encode = msgspec.json.Encoder().encode
 
+# asyncpg errors that mean the connection is gone (SQLSTATE class 08, or the server
+# shutting down or terminating the backend), whether or not asyncpg has marked it closed
+# yet. InternalClientError: the server's "terminating connection" arrived while the
+# connection sat idle in the pool, which leaves asyncpg's protocol refusing any statement
+# (nothing was sent) until the socket's close is read.
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
+
+
+async def _claim_and_insert(engine: AsyncEngine, args: tuple[Any, ...]) -> int:
+    """Run `_CREATE_ONCE_SQL` on a pooled connection; the number of claims it made.
+
+    The raw statement bypasses SQLAlchemy's disconnect handling, so a connection that
+    turns out dead is invalidated here (never put back in the pool), and the statement
+    is sent once more on a fresh one. Sending it again is safe: the same Idempotency-Key
+    claim is in the same statement, so if the first attempt did commit, the second
+    claims nothing and the caller returns the stored first response.
+    """
+    for attempt in (1, 2):
+        async with engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            raw = pooled.driver_connection
+            try:
+                return int(await raw.fetchval(_CREATE_ONCE_SQL, *args))
+            except (asyncpg.InterfaceError, *_CONNECTION_LOST) as exc:
+                lost = raw.is_closed() or isinstance(exc, _CONNECTION_LOST)
+                if not lost:
+                    raise
+                connection_lost(engine, pooled)  # its siblings are as old: replace them
+                await connection.invalidate(exc)
+                if attempt == 2:
+                    raise
+                log.warning("the database connection was lost; creating the payment again")
+    raise AssertionError("unreachable")
+
 
 def _json_text(value: Any) -> str:
     return _json_encode(value).decode()
@@ -181,34 +226,32 @@ async def create_payment_once(
             raise
         return stored
     body = msgspec.to_builtins(new_payment_view(values))
-    async with database.engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        claimed = await raw.fetchval(
-            _CREATE_ONCE_SQL,
-            scope,
-            key,
-            request_fingerprint,
-            values["id"],
-            _json_text(body),
-            values["created_at"],
-            values["token"],
-            values["department"],
-            values["matter_code"],
-            values["matter_name"],
-            values["reference"],
-            values["quantity"],
-            values["unit_amount"],
-            values["amount"],
-            values["currency"],
-            _json_text(values["fee_split"]),
-            _json_text(values["applicant"]),
-            _json_text(values["delivery"]),
-            values["return_url"],
-            _json_text(values["metadata"]),
-            values["expires_at"],
-            new_id("evt"),
-            _json_encode(events.payment_created(values)).decode(),
-        )
+    args = (
+        scope,
+        key,
+        request_fingerprint,
+        values["id"],
+        _json_text(body),
+        values["created_at"],
+        values["token"],
+        values["department"],
+        values["matter_code"],
+        values["matter_name"],
+        values["reference"],
+        values["quantity"],
+        values["unit_amount"],
+        values["amount"],
+        values["currency"],
+        _json_text(values["fee_split"]),
+        _json_text(values["applicant"]),
+        _json_text(values["delivery"]),
+        values["return_url"],
+        _json_text(values["metadata"]),
+        values["expires_at"],
+        new_id("evt"),
+        _json_encode(events.payment_created(values)).decode(),
+    )
+    claimed = await _claim_and_insert(database.engine, args)
     if claimed:
         database.notify_committed()
         metrics.payments_created.labels(principal.department).inc()

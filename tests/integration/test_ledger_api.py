@@ -271,9 +271,25 @@ async def test_a_bound_finance_keys_trial_balance_covers_only_its_departments(
     app_client: Any, books: Books
 ) -> None:
     body = (await get(app_client, books, "psb_finance", "/trial-balance")).json()
-    assert [line["code"] for line in body["lines"]] == [PSB_FEES]
+    assert [line["code"] for line in body["lines"]] == [PSB_FEES, "other"]
     assert body["departments"] == ["PSB"]
-    assert (body["total_debits"], body["total_credits"]) == (0, 15_000)
+    # Every scope's trial balance balances: platform accounts and AMR in one line.
+    assert body["total_debits"] == body["total_credits"] == 22_000
+    psb, other = body["lines"]
+    assert (psb["debits"], psb["credits"]) == (0, 15_000)
+    assert other == {
+        "account_id": "other",
+        "code": "other",
+        "department": None,
+        "currency": "CNY",
+        "debits": 21_970 + 30,
+        "credits": 7_000,
+    }
+    # the "other" line is the difference the scope's own lines leave
+    assert other["debits"] - other["credits"] == psb["credits"] - psb["debits"]
+    everything = (await get(app_client, books, "admin", "/trial-balance")).json()
+    assert psb in everything["lines"]
+    assert "other" not in [line["code"] for line in everything["lines"]]
 
 
 @pytest.mark.parametrize("as_of", ["yesterday", "2025-06-30T16:00:00", "2025-13-01T00:00:00Z"])

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from ledger import service as ledger
 from ledger.jobs import check_ledger_balances
 from ledger.models import accounts, transactions
+from ledger.queries import OTHER_ACCOUNTS
 from ledger.service import (
     BANK,
     COUNTER_CASH,
@@ -153,9 +154,42 @@ async def test_trial_balance_for_a_department_scope_covers_only_its_accounts(db:
     await post("payment:pay_08:succeeded", card_payment(8_000, AMR_FEES))
     async with unit_of_work() as session:
         report = await ledger.trial_balance(session, scope=[PSB])
-    assert [line.code for line in report.lines] == [PSB_FEES]
-    assert (report.total_debits, report.total_credits) == (0, PASSPORT_FEE)
+        everything = await ledger.trial_balance(session)
+    # Its own accounts line by line; the rest (clearing, AMR) in one line without detail.
+    assert [line.code for line in report.lines] == [PSB_FEES, OTHER_ACCOUNTS]
+    assert report.total_debits == report.total_credits == PASSPORT_FEE + 8_000
+    other = report.lines[-1]
+    assert (other.account_id, other.department, other.currency) == ("other", None, "CNY")
+    assert (other.debits, other.credits) == (PASSPORT_FEE + 8_000, 8_000)
     assert report.departments == (PSB,)
+    # The view of every account is unchanged: each account once, no "other" line.
+    assert [line.code for line in everything.lines] == sorted([AMR_FEES, PSB_FEES, STRIPE_CLEARING])
+    assert report.lines[0] == next(line for line in everything.lines if line.code == PSB_FEES)
+
+
+async def test_a_scoped_trial_balance_balances_in_every_currency(db: Database) -> None:
+    await open_books()
+    async with unit_of_work() as session:
+        await ledger.open_department_accounts(session, PSB, "公安局", "USD")
+    await post("payment:pay_cny:succeeded", card_payment(8_000, AMR_FEES))
+    await post("payment:pay_psb:succeeded", card_payment())
+    await post(
+        "payment:pay_usd:succeeded",
+        [Line(STRIPE_CLEARING, 2_500, "USD"), Line(PSB_FEES, -2_500, "USD")],
+    )
+    async with unit_of_work() as session:
+        report = await ledger.trial_balance(session, scope=[AMR])
+    # One "other" line per currency, so each currency balances on its own too.
+    assert [(line.code, line.currency) for line in report.lines] == [
+        (AMR_FEES, "CNY"),
+        (OTHER_ACCOUNTS, "CNY"),
+        (OTHER_ACCOUNTS, "USD"),
+    ]
+    for currency in ("CNY", "USD"):
+        in_currency = [line for line in report.lines if line.currency == currency]
+        assert sum(line.debits for line in in_currency) == sum(line.credits for line in in_currency)
+    assert (report.lines[2].debits, report.lines[2].credits) == (2_500, 2_500)
+    assert report.total_debits == report.total_credits == 8_000 + PASSPORT_FEE + 2_500
 
 
 async def test_reposting_the_same_key_returns_the_first_transaction_and_changes_nothing(
