@@ -4,6 +4,15 @@ Actors are declared against whichever broker is current when their module is imp
 `configure_broker` swaps the broker and re-declares every known actor on it, so the
 process (or a test) can choose at start-up. Which queues a worker consumes comes from
 the one list of domains (`onetrip.domains.load_job_modules` declares them after the swap).
+
+A worker killed mid-batch (SIGKILL, OOM, a lost host) must not lose the messages it had
+taken. RabbitMQ returns a connection's unacknowledged messages when the connection drops,
+which the kernel does at once when a process dies. Redis keeps each worker's taken
+messages in an ack set of its own, and only gives back those of a worker whose heartbeat
+expired when "maintenance" runs for that queue, which Dramatiq leaves to chance (0.1% of
+commands, so minutes to hours); `onetrip.broker_redis` runs it for every queue every few
+seconds from each worker, with a heartbeat timeout short enough that a dead worker's jobs
+run again within half a minute.
 """
 
 from __future__ import annotations
@@ -23,11 +32,13 @@ def make_broker(url: str | None) -> dramatiq.Broker:
     elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+        # Nothing to add for crashes: a worker takes at most its prefetch (2 x threads)
+        # unacknowledged, and RabbitMQ requeues them when the worker's connection closes.
         broker = RabbitmqBroker(url=url)
     elif url.startswith(("redis://", "rediss://")):
-        from dramatiq.brokers.redis import RedisBroker
+        from onetrip.broker_redis import make_redis_broker  # imports redis: only when used
 
-        broker = RedisBroker(url=url)
+        broker = make_redis_broker(url)
     else:
         raise ValueError(f"BROKER_URL must be amqp:// or redis://, not {url.split(':')[0]}")
     broker.add_middleware(AsyncIO())

@@ -17,24 +17,41 @@ change nothing itself (read, compute, draw), because it may run more than once: 
 handler failed, or when two workers take copies of the same event at once. Only the
 handler's writes, committed with the mark, count. An event already consumed skips
 `prepare` (one cheap read first), so a plain redelivery costs no second drawing.
+
+Every event a consumer subscribes to must end with its mark. One that has none a while
+after it was published was lost on the way (a broker that dropped the message, a worker
+killed holding it, retries exhausted): `resend_unconsumed`, run by the relay every
+minute, sends it again to that consumer only.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
+from onetrip.clock import utcnow
 from onetrip.db import get_database, unit_of_work
 from onetrip.jobs import actor
-from onetrip.outbox import ConsumedEvent, first_consumption, subscribe
+from onetrip.outbox import ConsumedEvent, OutboxEvent, as_message, first_consumption, subscribe
+
+log = logging.getLogger(__name__)
 
 CONSUMER_NAME_MAX = 64  # consumed_events.consumer
+
+#: An event published this long ago without its consumer's mark is taken as lost. Longer
+#: than a message normally waits in a queue; a copy sent too early costs one cheap read.
+RESEND_AFTER = timedelta(seconds=60)
+#: Older events are not looked at: the query stays a short range of the published_at
+#: index, and a consumer added later is not handed the whole history.
+RESEND_WITHIN = timedelta(hours=24)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +117,72 @@ def consumes(
 
         declared = actor(queue, **actor_options)(consume)
         subscribe(*event_types)(declared)
+        _consumers[consumer] = Consumer(consumer, tuple(event_types), declared)
         return declared
 
     return declare
+
+
+# --- events no consumer applied: sent again -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A declared `@consumes`: its name, the event types it must apply, its actor."""
+
+    name: str
+    event_types: tuple[str, ...]
+    actor: dramatiq.Actor
+
+
+_consumers: dict[str, Consumer] = {}
+
+
+def declared_consumers() -> list[Consumer]:
+    """Every consumer declared so far (by the job modules imported in this process)."""
+    return list(_consumers.values())
+
+
+async def resend_unconsumed(
+    *,
+    after: timedelta = RESEND_AFTER,
+    within: timedelta = RESEND_WITHIN,
+    limit: int = 500,
+) -> int:
+    """Send again, to each consumer, the events of its types published between `within`
+    and `after` ago that it has not applied; returns how many messages were sent.
+
+    The copy carries `max_retries=0`: a consumer that keeps failing gets one more try
+    per pass, not a new chain of retries each minute. The newest events go first, so a
+    few that always fail cannot crowd out the rest.
+    """
+    now = utcnow()
+    events = OutboxEvent.__table__
+    marks = ConsumedEvent.__table__
+    sent = 0
+    for consumer in declared_consumers():
+        applied = exists().where(marks.c.consumer == consumer.name, marks.c.event_id == events.c.id)
+        stmt = (
+            select(events)
+            .where(
+                events.c.type.in_(consumer.event_types),
+                events.c.published_at < now - after,
+                events.c.published_at >= now - within,
+                ~applied,
+            )
+            .order_by(events.c.published_at.desc())
+            .limit(limit)
+        )
+        async with get_database().session() as session:
+            rows = (await session.execute(stmt)).all()
+        for row in rows:
+            consumer.actor.send_with_options(args=(row.id, as_message(row)), max_retries=0)
+        if rows:
+            log.warning(
+                "sent %d events again to %s: not applied %ds after they were published",
+                len(rows),
+                consumer.name,
+                after.total_seconds(),
+            )
+        sent += len(rows)
+    return sent

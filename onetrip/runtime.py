@@ -1,5 +1,10 @@
 """The background machinery: outbox relay, periodic ticks, and the in-process worker.
 
+The relay also sends again, once a minute, the events a consumer never applied
+(`onetrip.consumers.resend_unconsumed`): a message lost by a broker or taken by a worker
+that died is work nobody else will notice is missing. Two relays may both send a copy:
+consumers deduplicate, so it costs a read.
+
 `onetrip relay` runs `run_relay` on its own; `onetrip serve` in embedded mode runs the
 relay and a Dramatiq worker (on a StubBroker) inside the API process.
 """
@@ -9,14 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import dramatiq
 
-from onetrip import domains, outbox, scheduler
+from onetrip import consumers, domains, outbox, scheduler
 from onetrip.db import get_database
 from onetrip.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two passes looking for events their consumers never applied.
+RESEND_EVERY = 60.0
 
 
 class Relay:
@@ -26,6 +35,7 @@ class Relay:
     def __init__(self, interval: float | None = None, with_scheduler: bool = True) -> None:
         self.interval = interval if interval is not None else get_settings().relay_interval
         self.with_scheduler = with_scheduler
+        self._resend_due = 0.0  # at start: a restart after a crash looks at once
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -46,6 +56,7 @@ class Relay:
                         pass
                     if self.with_scheduler:
                         scheduler.send_due()
+                        await self._resend_unconsumed()
                 except Exception:
                     log.exception("relay pass failed; retrying")
                 with contextlib.suppress(TimeoutError):
@@ -54,6 +65,13 @@ class Relay:
         finally:
             with contextlib.suppress(ValueError):
                 database.after_commit.remove(self.wake)
+
+    async def _resend_unconsumed(self) -> None:
+        now = time.monotonic()
+        if now < self._resend_due:
+            return
+        self._resend_due = now + RESEND_EVERY
+        await consumers.resend_unconsumed()
 
     def stop(self) -> None:
         self._stopping = True
