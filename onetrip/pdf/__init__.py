@@ -5,9 +5,11 @@ HTML renderers are many times slower) and only lays out its own page; this packa
 knows nothing of payments or matters.
 
 - `fonts`: the embedded Chinese font (configured path, then Debian's TrueType CJK
-  packages; STSong-Light, not embedded, only as a logged fallback).
+  packages; STSong-Light, not embedded, only as a logged fallback), and the chain of
+  fallback fonts a character it lacks is drawn in (`font_runs`).
 - `barcodes`: QR and Code 128 from libzint's module matrix, drawn as rectangles.
-- `text`: drawing a line, wrapping (CJK anywhere, Latin at spaces), styled line stacks.
+- `text`: drawing and measuring a line (`text_width`, through the fallback chain),
+  wrapping (CJK anywhere, Latin at spaces), styled line stacks.
 - `layout`: blocks for the flow, the labelled-line table.
 - `document`: the builder — metadata, reproducible bytes, new pages when a block does
   not fit, headers / footers / page numbers / watermarks drawn once the page count is
@@ -37,13 +39,18 @@ from onetrip.pdf.document import (
 from onetrip.pdf.fonts import (
     CID_FALLBACK_FONT,
     DEBIAN_CJK_FONTS,
+    DEBIAN_FALLBACK_FONTS,
     CjkFont,
+    FontChain,
     cjk_bold_font,
     cjk_emphasis,
     cjk_font,
     cjk_font_embedded,
     current_cjk_font,
     find_cjk_font,
+    font_chain,
+    font_runs,
+    parse_font_list,
     parse_font_spec,
     reset_cjk_font,
 )
@@ -61,6 +68,7 @@ from onetrip.pdf.text import (
     draw_lines,
     draw_text,
     fit_text,
+    text_width,
     wrap_lines,
     wrap_text,
 )
@@ -72,6 +80,7 @@ rl_config.useA85 = 0
 __all__ = [
     "CID_FALLBACK_FONT",
     "DEBIAN_CJK_FONTS",
+    "DEBIAN_FALLBACK_FONTS",
     "GREY",
     "INK",
     "LATIN",
@@ -84,6 +93,7 @@ __all__ = [
     "Box",
     "CjkFont",
     "Document",
+    "FontChain",
     "LabelledRow",
     "LabelledTable",
     "Line",
@@ -103,12 +113,16 @@ __all__ = [
     "draw_text",
     "find_cjk_font",
     "fit_text",
+    "font_chain",
+    "font_runs",
     "page_label",
     "page_numbers",
+    "parse_font_list",
     "parse_font_spec",
     "pdf_date",
     "qr_matrix",
     "reset_cjk_font",
+    "text_width",
     "wrap_lines",
     "wrap_text",
 ]

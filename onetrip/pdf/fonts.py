@@ -4,18 +4,28 @@ A document that must print anywhere needs its Chinese font *embedded*, so we loo
 TrueType CJK font (the configured path, then Debian's packages) and only fall back to
 ReportLab's CID font STSong-Light, which is not embedded and shows as blank text in
 viewers without the Adobe Asian font pack.
+
+No one font has every Chinese character: people's names use characters of the CJK
+Extensions (䶮, 𠀀, 𪚥) that the usual fonts lack, and that would print as a blank. So a
+TrueType font comes with a *chain* of fallback fonts (`ONETRIP_CJK_FALLBACK_FONTS`, by
+default the other Debian CJK fonts and fonts-hanazono), and `font_runs` splits a string
+into runs, each drawn in the first font of the chain whose cmap has its characters. The
+choice is remembered per character, fallback fonts are read only when a character first
+needs them, and a character no font has is logged once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 
@@ -33,6 +43,13 @@ DEBIAN_CJK_FONTS: tuple[str, ...] = (
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",  # fonts-droid-fallback
 )
 
+# What the fonts above lack, character by character: CJK Extension A (in HanaMinA, with
+# the rest of the basic plane) and Extensions B to F (HanaMinB).
+DEBIAN_FALLBACK_FONTS: tuple[str, ...] = (
+    "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",  # fonts-hanazono
+    "/usr/share/fonts/truetype/hanazono/HanaMinB.ttf",  # fonts-hanazono
+)
+
 CID_FALLBACK_FONT = "STSong-Light"
 
 
@@ -44,6 +61,7 @@ class CjkFont:
     bold_name: str
     embedded: bool
     path: str | None
+    fallbacks: tuple[str, ...] = ()  # font specs tried, in order, for what it lacks
 
     @property
     def has_real_bold(self) -> bool:
@@ -79,20 +97,53 @@ def _bold_sibling(path: str) -> str | None:
     return None
 
 
-def find_cjk_font(configured: str | None, candidates: Iterable[str] | None = None) -> CjkFont:
-    """Register and describe the best Chinese font available.
+def parse_font_list(value: str | None) -> list[str] | None:
+    """Font specs in `ONETRIP_CJK_FALLBACK_FONTS` form (separated by `os.pathsep`, `:` on
+    Linux); None when unset, so the defaults apply."""
+    if value is None:
+        return None
+    return [spec.strip() for spec in value.split(os.pathsep) if spec.strip()]
+
+
+def _existing_fallbacks(
+    configured: Iterable[str] | None, candidates: Iterable[str]
+) -> list[tuple[str, int, str]]:
+    """(path, index, spec) of each fallback font that exists: the configured ones, or by
+    default the Debian CJK fonts and then `DEBIAN_FALLBACK_FONTS`."""
+    found: list[tuple[str, int, str]] = []
+    seen: set[tuple[str, int]] = set()
+    specs = configured if configured is not None else (*candidates, *DEBIAN_FALLBACK_FONTS)
+    for spec in specs:
+        path, index = parse_font_spec(spec)
+        if Path(path).is_file():
+            if (path, index) not in seen:
+                seen.add((path, index))
+                found.append((path, index, spec))
+        elif configured is not None:
+            log.warning("ONETRIP_CJK_FALLBACK_FONTS: %s does not exist; skipped", path)
+    return found
+
+
+def find_cjk_font(
+    configured: str | None,
+    candidates: Iterable[str] | None = None,
+    fallbacks: Iterable[str] | None = None,
+) -> CjkFont:
+    """Register and describe the best Chinese font available, with its fallback chain.
 
     `configured` (`path` or `path#index` for a .ttc face) wins when it loads; then the
     first of `candidates` (default `DEBIAN_CJK_FONTS`) that exists. With none, the CID
-    font STSong-Light is returned, not embedded, and a WARNING is logged.
+    font STSong-Light is returned, not embedded, and a WARNING is logged. `fallbacks`
+    (font specs, default: the other `candidates` and `DEBIAN_FALLBACK_FONTS`) are the
+    fonts tried for a character the font lacks; they are only read when one needs them.
     """
     specs: list[tuple[str, int, bool]] = []
     if configured:
         path, index = parse_font_spec(configured)
         specs.append((path, index, True))
-    if candidates is None:
-        candidates = DEBIAN_CJK_FONTS
+    candidates = DEBIAN_CJK_FONTS if candidates is None else tuple(candidates)
     specs.extend((path, 0, False) for path in candidates)
+    chain = _existing_fallbacks(None if fallbacks is None else list(fallbacks), candidates)
     for path, index, was_configured in specs:
         if not Path(path).is_file():
             if was_configured:
@@ -110,7 +161,8 @@ def find_cjk_font(configured: str | None, candidates: Iterable[str] | None = Non
                 bold_name = _register_ttf(bold_path, index)
             except Exception as exc:
                 log.warning("cannot use bold face %s: %s", bold_path, exc)
-        return CjkFont(name=name, bold_name=bold_name, embedded=True, path=path)
+        others = tuple(spec for *face, spec in chain if tuple(face) != (path, index))
+        return CjkFont(name=name, bold_name=bold_name, embedded=True, path=path, fallbacks=others)
 
     log.warning(
         "no TrueType CJK font found (set ONETRIP_CJK_FONT or install fonts-wqy-microhei); "
@@ -133,15 +185,23 @@ def current_cjk_font() -> CjkFont:
     if _font is None:
         with _font_lock:
             if _font is None:
-                _font = find_cjk_font(get_settings().cjk_font_path)
+                settings = get_settings()
+                _font = find_cjk_font(
+                    settings.cjk_font_path,
+                    fallbacks=parse_font_list(settings.cjk_fallback_fonts),
+                )
     return _font
 
 
 def reset_cjk_font() -> None:
-    """Forget the chosen font (tests change ONETRIP_CJK_FONT between cases)."""
-    global _font
+    """Forget the chosen font, its chains and the characters logged as missing (tests
+    change ONETRIP_CJK_FONT and ONETRIP_CJK_FALLBACK_FONTS between cases)."""
+    global _font, _missing_overflowed
     with _font_lock:
         _font = None
+        _chains.clear()
+        _missing.clear()
+        _missing_overflowed = False
 
 
 def cjk_font() -> str:
@@ -163,3 +223,158 @@ def cjk_emphasis() -> tuple[str, bool]:
 def cjk_font_embedded() -> bool:
     """True when the Chinese font is embedded TrueType (prints anywhere)."""
     return current_cjk_font().embedded
+
+
+# --- fallback chains ----------------------------------------------------------------------
+
+# Characters remembered per chain, and missing characters logged, are bounded: the names
+# printed are input, and hostile input could name every code point there is.
+MAX_REMEMBERED_CHARS = 4096
+
+_Face = tuple[str, Mapping[int, int]]  # a registered font's name and its cmap
+_face_lock = threading.Lock()
+_faces: dict[str, _Face | None] = {}  # font spec or registered name -> face (None: unusable)
+_chains: dict[str, FontChain | None] = {}  # font asked for -> its chain (None: no chain)
+_missing: set[str] = set()
+_missing_overflowed = False
+
+
+def _face(entry: str) -> _Face | None:
+    """Name and cmap of a font of a chain, registering (reading) it on first need."""
+    if entry in _faces:  # entries are never removed
+        return _faces[entry]
+    with _face_lock:
+        if entry not in _faces:
+            try:
+                if entry in pdfmetrics.getRegisteredFontNames():
+                    name = entry
+                else:
+                    name = _register_ttf(*parse_font_spec(entry))
+                _faces[entry] = (name, pdfmetrics.getFont(name).face.charToGlyph)
+            except Exception as exc:  # TTFError, OSError, a face index out of range
+                log.warning("cannot use %s as a fallback font: %s", entry, exc)
+                _faces[entry] = None
+        return _faces[entry]
+
+
+def _report_missing(char: str) -> None:
+    global _missing_overflowed
+    if char in _missing:
+        return
+    if len(_missing) >= MAX_REMEMBERED_CHARS:
+        if not _missing_overflowed:
+            _missing_overflowed = True
+            log.warning("%d characters no font has; no longer logging more", len(_missing))
+        return
+    _missing.add(char)
+    log.warning(
+        "no font has U+%04X %s: it prints as a blank (install fonts-hanazono or set "
+        "ONETRIP_CJK_FALLBACK_FONTS)",
+        ord(char),
+        char,
+    )
+
+
+class FontChain:
+    """A TrueType font and the fonts tried, in order, for each character it lacks."""
+
+    def __init__(self, name: str, cmap: Mapping[int, int], fallbacks: Sequence[str]) -> None:
+        self.name = name
+        self._cmap = cmap
+        self._fallbacks = tuple(fallbacks)  # font specs or registered names
+        self._has: set[str] = set()  # characters seen that the font has
+        self._font_of: dict[str, str] = {}  # a character the font lacks -> font drawing it
+
+    def font_for(self, char: str) -> str:
+        """The first font of the chain that has `char` (this font when none has it)."""
+        if ord(char) in self._cmap:
+            if len(self._has) < 4 * MAX_REMEMBERED_CHARS:  # room for everyday Chinese
+                self._has.add(char)
+            return self.name
+        font = self._font_of.get(char)
+        if font is None:
+            font = self._first_with(char)
+            if len(self._font_of) < MAX_REMEMBERED_CHARS:
+                self._font_of[char] = font
+        return font
+
+    def _first_with(self, char: str) -> str:
+        code = ord(char)
+        for entry in self._fallbacks:
+            face = _face(entry)
+            if face is not None and code in face[1]:
+                return face[0]
+        _report_missing(char)
+        return self.name
+
+    def covers(self, text: str) -> bool:
+        """True when `text` is known to be all in this font (one run): the hot path, a
+        set operation in C. False may also mean characters not looked at yet."""
+        return self._has.issuperset(text)
+
+    def runs(self, text: str) -> list[tuple[str, str]]:
+        """`text` as (font name, text) runs, each character in `font_for` its font."""
+        if self.covers(text):
+            return [(self.name, text)]
+        runs: list[tuple[str, str]] = []
+        start = 0
+        current = self.font_for(text[0])
+        for index in range(1, len(text)):
+            font = self.font_for(text[index])
+            if font != current:
+                runs.append((current, text[start:index]))
+                start, current = index, font
+        runs.append((current, text[start:]))
+        return runs
+
+
+def font_chain(font: str) -> FontChain | None:
+    """The fallback chain of a registered font: for a TrueType font, the Chinese font and
+    its fallbacks after it; None for other fonts (ReportLab's own Latin and CID fonts)."""
+    try:
+        return _chains[font]
+    except KeyError:
+        pass
+    chain = None
+    registered = pdfmetrics.getFont(font)
+    if isinstance(registered, TTFont):
+        cjk = current_cjk_font()
+        fallbacks = [cjk.name] if cjk.embedded and cjk.name != font else []
+        chain = FontChain(font, registered.face.charToGlyph, [*fallbacks, *cjk.fallbacks])
+    _chains[font] = chain
+    return chain
+
+
+def font_runs(text: str, font: str) -> list[tuple[str, str]]:
+    """`text` split into (font name, text) runs to draw it in `font` with its fallbacks:
+    each character in the first font of the chain that has it. Text without such
+    characters, and text in a font with no chain, is one run in `font`."""
+    chain = font_chain(font)
+    if chain is None:
+        return [(font, text)]
+    return chain.runs(text)
+
+
+# ReportLab writes each character of a subset's ToUnicode CMap as `<%04X>`, so one beyond
+# the basic plane (U+20000 𠀀) becomes `<20000>`, which readers reject: such a character
+# prints but cannot be copied, searched or read by a screen reader. PDF wants UTF-16BE,
+# a surrogate pair. ReportLab looks the function up when it writes a font, so ours wraps it.
+_BEYOND_BMP = re.compile(r"^(<[0-9A-F]{2}> )<([0-9A-F]{5,6})>$", re.MULTILINE)
+
+
+def _utf16_hex(match: re.Match[str]) -> str:
+    return f"{match[1]}<{chr(int(match[2], 16)).encode('utf-16-be').hex().upper()}>"
+
+
+def _to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
+    cmap = _reportlab_to_unicode_cmap(fontname, subset)
+    if max(subset, default=0) <= 0xFFFF:
+        return cmap
+    return _BEYOND_BMP.sub(_utf16_hex, cmap)
+
+
+_reportlab_to_unicode_cmap = getattr(
+    ttfonts.makeToUnicodeCMap, "__wrapped__", ttfonts.makeToUnicodeCMap
+)
+_to_unicode_cmap.__wrapped__ = _reportlab_to_unicode_cmap  # type: ignore[attr-defined]
+ttfonts.makeToUnicodeCMap = _to_unicode_cmap

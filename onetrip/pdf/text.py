@@ -2,8 +2,10 @@
 
 Wrapping follows the rule of mixed Chinese and Latin text: a wide (CJK) character may
 break anywhere, a run of Latin letters only at spaces (a word wider than the whole box
-is broken where it must be). Widths come from the font's own metrics (`stringWidth`), so
-a wrapped line never runs past its box.
+is broken where it must be). Widths come from the fonts' own metrics (`stringWidth`), so
+a wrapped line never runs past its box. A string is drawn and measured in the runs of
+`font_runs`: a character the font lacks (a rare Chinese character of a name) in the first
+fallback font that has it, so it prints rather than leaving a blank.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reportlab.pdfbase import pdfmetrics
+
+from onetrip.pdf.fonts import font_chain, font_runs
 
 # The palette every document shares (RGB, 0..1).
 INK = (0.07, 0.07, 0.09)
@@ -51,9 +55,11 @@ def draw_text(
     `synthetic_bold` thickens the glyphs by stroking their outline too, for fonts with no
     bold face (how Chinese office software fakes bold; see `cjk_emphasis`). `char_space`
     spreads letters without inserting spaces, so text extraction still reads the word.
-    Returns the width drawn.
+    Characters `font` lacks are drawn in its fallback fonts (`font_runs`). Returns the
+    width drawn.
     """
-    width = pdfmetrics.stringWidth(text, font, size) + char_space * max(len(text) - 1, 0)
+    runs = font_runs(text, font)
+    width = _runs_width(runs, size) + char_space * max(len(text) - 1, 0)
     if align == "centre":
         x -= width / 2
     elif align == "right":
@@ -66,11 +72,57 @@ def draw_text(
         canvas.setStrokeColor(canvas._fillColorObj)  # outline in the text's own colour
         canvas.setLineWidth(size * 0.035)
         canvas.setLineJoin(1)
-        canvas.drawString(x, y, text, mode=2, charSpace=char_space)  # 2 = fill then stroke
+        _draw_runs(canvas, x, y, runs, size, mode=2, char_space=char_space)  # fill, stroke
         canvas.restoreState()
     else:
-        canvas.drawString(x, y, text, charSpace=char_space)
+        _draw_runs(canvas, x, y, runs, size, mode=0, char_space=char_space)
     return width
+
+
+def _draw_runs(
+    canvas: Any,
+    x: float,
+    y: float,
+    runs: Sequence[tuple[str, str]],
+    size: float,
+    *,
+    mode: int,
+    char_space: float,
+) -> None:
+    """The runs one after the other in one text object, so the line reads as one string.
+    One run in the font asked for (the canvas's, set by `draw_text`) is drawn as before."""
+    if len(runs) == 1 and runs[0][0] == canvas._fontname:
+        canvas.drawString(x, y, runs[0][1], mode=mode or None, charSpace=char_space)
+        return
+    line = canvas.beginText(x, y)
+    if mode:
+        line.setTextRenderMode(mode)
+    if char_space:
+        line.setCharSpace(char_space)  # after every glyph, as across one run
+    for font, text in runs:
+        line.setFont(font, size)
+        line.textOut(text)
+    # Text state outlives the text object in PDF: put it back as drawString does.
+    if char_space:
+        line.setCharSpace(0)
+    if mode:
+        line.setTextRenderMode(0)
+    canvas.drawText(line)
+
+
+def _runs_width(runs: Sequence[tuple[str, str]], size: float) -> float:
+    if len(runs) == 1:
+        font, text = runs[0]
+        return pdfmetrics.stringWidth(text, font, size)
+    return sum(pdfmetrics.stringWidth(text, font, size) for font, text in runs)
+
+
+def text_width(text: str, font: str, size: float) -> float:
+    """Width of `text` in points as `draw_text` draws it (each run in its own font)."""
+    chain = font_chain(font)
+    if chain is None or chain.covers(text):  # wrapping measures often: keep this short
+        return pdfmetrics.stringWidth(text, font, size)
+    return _runs_width(chain.runs(text), size)
 
 
 def _kind(char: str) -> str:
@@ -108,7 +160,7 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
 
 def _wrap_paragraph(text: str, font: str, size: float, width: float) -> list[str]:
     def fits(candidate: str) -> bool:
-        return pdfmetrics.stringWidth(candidate, font, size) <= width
+        return text_width(candidate, font, size) <= width
 
     if fits(text):
         return [text]
@@ -168,14 +220,14 @@ def _carry_over(line: list[str], token: str, fits: Any) -> list[str]:
 
 def fit_text(text: str, font: str, size: float, width: float) -> str:
     """`text` cut short with "…" so it fits `width` (unchanged when it already fits)."""
-    if pdfmetrics.stringWidth(text, font, size) <= width:
+    if text_width(text, font, size) <= width:
         return text
     return _with_ellipsis(text, font, size, width)
 
 
 def _with_ellipsis(text: str, font: str, size: float, width: float) -> str:
     cut = text.rstrip()
-    while cut and pdfmetrics.stringWidth(cut + ELLIPSIS, font, size) > width:
+    while cut and text_width(cut + ELLIPSIS, font, size) > width:
         cut = cut[:-1].rstrip()
     return cut + ELLIPSIS
 
