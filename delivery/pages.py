@@ -32,6 +32,7 @@ TEXT = {
         "failed": "支付未成功",
         "cancelled": "该缴费已取消",
         "expired": "该缴费已过期，请联系办理部门重新发起",
+        "needs_review": "已收到款项，但与应缴金额不符，正在由办理部门核实",
         "confirming": "正在确认您的支付，页面将自动刷新…",
     },
     "en": {
@@ -47,6 +48,7 @@ TEXT = {
         "failed": "The payment did not go through",
         "cancelled": "This payment was cancelled",
         "expired": "This payment link has expired; ask the department for a new one",
+        "needs_review": "Money was received but differs from the fee; the department is checking",
         "confirming": "We are confirming your payment; this page refreshes by itself…",
     },
 }

@@ -6,7 +6,7 @@ Controllers parse, authorise, call one service function and shape the response.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,6 +20,7 @@ from onetrip.auth import Principal, admin_key, any_key, department_key, require_
 from onetrip.db import get_database, unit_of_work
 from onetrip.errors import ValidationFailed
 from onetrip.idempotency import fingerprint, run_idempotent
+from onetrip.jsonbody import WEBHOOK_BODY_LIMIT
 from payments import catalogue, service
 from payments.gateways import stripe as stripe_gateway
 from payments.pages import PagesController
@@ -28,7 +29,9 @@ from payments.views import DepartmentView, MatterView, PaymentView
 
 log = logging.getLogger(__name__)
 
-PaymentStatus = Literal["created", "started", "succeeded", "failed", "cancelled", "expired"]
+PaymentStatus = Literal[
+    "created", "started", "succeeded", "failed", "cancelled", "expired", "needs_review"
+]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -146,7 +149,8 @@ class PaymentsController(Controller):
     async def retrieve(self, principal: Principal, payment_id: str) -> PaymentView:
         _reader(principal)
         async with get_database().session() as session:
-            return service.payment_view(await service.get_payment(session, principal, payment_id))
+            payment = await service.get_payment(session, principal, payment_id)
+            return service.payment_view(payment, principal)
 
     @post(
         "/{payment_id:str}/cancel",
@@ -163,6 +167,23 @@ class PaymentsController(Controller):
     ) -> Response[Any]:
         print_ = fingerprint(request.method, request.url.path, await request.body())
         status, body = await service.cancel_once(principal, payment_id, idempotency_key, print_)
+        return Response(body, status_code=status)
+
+    @post(
+        "/{payment_id:str}/accept",
+        summary="Accept the money a payment in review received as its payment (admin)",
+        status_code=HTTP_200_OK,
+        dependencies={"principal": Provide(admin_key)},
+    )
+    async def accept(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        payment_id: str,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        print_ = fingerprint(request.method, request.url.path, await request.body())
+        status, body = await service.accept_once(principal, payment_id, idempotency_key, print_)
         return Response(body, status_code=status)
 
     @post(
@@ -253,16 +274,25 @@ def _reader(principal: Principal) -> None:
 
 
 def _require_offset(**moments: datetime | None) -> None:
-    """RFC 3339 timestamps carry an offset; a naive one cannot be compared in UTC."""
+    """RFC 3339 timestamps carry an offset; a naive one cannot be compared in UTC, nor
+    one that falls outside years 1 to 9999 once in UTC (0001-01-01T00:00:00+01:00)."""
     errors = [
         {"field": name.rstrip("_"), "message": "must be an RFC 3339 timestamp with an offset"}
         for name, moment in moments.items()
-        if moment is not None and moment.tzinfo is None
+        if moment is not None and (moment.tzinfo is None or not _fits_utc(moment))
     ]
     if errors:
         raise ValidationFailed(
             "timestamps need a UTC offset, e.g. 2026-03-01T00:00:00+08:00", errors=errors
         )
+
+
+def _fits_utc(moment: datetime) -> bool:
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 class StripeWebhookController(Controller):
@@ -274,6 +304,7 @@ class StripeWebhookController(Controller):
         summary="Stripe events, verified by Stripe-Signature",
         status_code=HTTP_200_OK,
         security=[],
+        request_max_body_size=WEBHOOK_BODY_LIMIT,  # whole Stripe objects: above the API's
     )
     async def stripe_event(self, request: Request[Any, Any, Any]) -> dict[str, str]:
         event = stripe_gateway.verified_event(

@@ -16,8 +16,12 @@ from payments.models import Payment, Refund
 
 
 class AmountMismatch(Struct):
-    received: int | None
+    """What the gateway took against the fee, when they differ (in amount or currency)."""
+
+    received: int
     expected: int
+    received_currency: str | UnsetType = UNSET
+    expected_currency: str | UnsetType = UNSET
 
 
 class PaymentEvent(Struct):

@@ -19,15 +19,16 @@ from onetrip.auth import Principal
 from onetrip.clock import utcnow
 from onetrip.db import get_database, unit_of_work
 from onetrip.errors import InvalidTransition
+from onetrip.money import Money
 from payments import events
-from payments.booking import book_payment
+from payments.booking import book_acceptance, book_payment
 from payments.events import PaymentDetail
 from payments.gateways import gateway_named, online_gateway
 from payments.gateways.sandbox import SandboxGateway, card_outcome
 from payments.models import Payment
 from payments.queries import get_payment, payment_by_token
 from payments.schemas import CounterCollectionIn
-from payments.states import CREATED, FAILED, PAYMENT_MACHINE, STARTED, SUCCEEDED
+from payments.states import CREATED, FAILED, NEEDS_REVIEW, PAYMENT_MACHINE, STARTED, SUCCEEDED
 from payments.views import PaymentView, payment_view
 
 
@@ -40,12 +41,14 @@ async def apply_event(
     gateway_ref: str | None = None,
     reason: str | None = None,
     detail: PaymentDetail | None = None,
-    received: int | None = None,
+    received: Money | None = None,
 ) -> tuple[Payment, bool]:
     """Apply a payment event on the machine, under the row lock; returns (payment,
     changed). A repeat changes nothing; a move the table lacks raises
-    InvalidTransition. A payment that succeeds books its ledger transaction in this
-    same transaction."""
+    InvalidTransition. Money that moves books its ledger transaction in this same
+    transaction: `succeed` and `review` record `received` (what the gateway took; for
+    `succeed` without it, the fee, as the sandbox, the counter and a polled gateway
+    take exactly the fee), `accept` books what a payment in review received."""
 
     async def effect(payment: Payment, move: machine.Transition[Payment]) -> events.PaymentEvent:
         if gateway:
@@ -54,10 +57,16 @@ async def apply_event(
             payment.gateway_ref = gateway_ref
         if reason:
             payment.failure_reason = reason[:500]
-        if move.current == SUCCEEDED:
-            payment.succeeded_at = payment.updated_at
+        if event in ("succeed", "review"):
+            taken = received if received is not None else Money(payment.amount, payment.currency)
+            payment.amount_received, payment.received_currency = taken.amount, taken.currency
             payment.failure_reason = None
-            await book_payment(session, payment, received)
+            if move.current == SUCCEEDED:
+                payment.succeeded_at = payment.updated_at
+            await book_payment(session, payment)
+        elif event == "accept":
+            payment.succeeded_at = payment.updated_at
+            await book_acceptance(session, payment)
         return events.payment_moved(payment, move.previous, detail)
 
     move = await machine.apply(session, PAYMENT_MACHINE, payment_id, event, effect)
@@ -139,8 +148,13 @@ async def cancel_payment(
         raise InvalidTransition(
             "a succeeded payment cannot be cancelled; refund it", code="payment_already_succeeded"
         )
+    if payment.status == NEEDS_REVIEW:
+        raise InvalidTransition(
+            "money was received for this payment; refund it, or an admin accepts it",
+            code="payment_needs_review",
+        )
     payment, _ = await apply_event(session, payment_id, "cancel", reason="cancelled by department")
-    return payment_view(payment)
+    return payment_view(payment, principal)
 
 
 async def cancel_once(
@@ -198,7 +212,58 @@ async def collect_at_counter(
         gateway_ref=data.receipt_no,
         detail=PaymentDetail(counter=msgspec.to_builtins(data)),
     )
-    return payment_view(payment)
+    return payment_view(payment, principal)
+
+
+async def accept_payment(
+    session: AsyncSession, principal: Principal, payment_id: str
+) -> PaymentView:
+    """An admin accepts the money a payment in review received as its payment, in the
+    caller's unit of work: it succeeds with `amount_received` as the amount paid, and
+    what is left in suspense is booked to the departments."""
+    payment = await get_payment(session, principal, payment_id, lock=True)
+    if payment.status != NEEDS_REVIEW:
+        raise InvalidTransition(
+            f"payment is {payment.status}; only a payment in review can be accepted",
+            code="payment_not_in_review",
+        )
+    if payment.received_currency != payment.currency:
+        # No department account holds that currency, and converting is not ours to do.
+        raise InvalidTransition(
+            f"the money was received in {payment.received_currency}, not "
+            f"{payment.currency}; refund it instead",
+            code="payment_currency_mismatch",
+        )
+    if (payment.amount_received or 0) <= payment.amount_refunded:
+        raise InvalidTransition(
+            "nothing received is left to accept: it was refunded", code="payment_nothing_to_accept"
+        )
+    # payment.succeeded says what was paid: the money received, not the fee
+    mismatch = events.AmountMismatch(
+        received=payment.amount_received or 0,
+        expected=payment.amount,
+        received_currency=payment.currency,
+        expected_currency=payment.currency,
+    )
+    payment, _ = await apply_event(
+        session,
+        payment_id,
+        "accept",
+        detail=PaymentDetail(source="accepted_in_review", amount_mismatch=mismatch),
+    )
+    return payment_view(payment, principal)
+
+
+async def accept_once(
+    principal: Principal, payment_id: str, key: str | None, request_fingerprint: str
+) -> tuple[int, Any]:
+    """Accept a payment in review under an Idempotency-Key (it moves money in the
+    ledger, so the key is required); returns (status, body)."""
+
+    async def accept(session: AsyncSession) -> tuple[int, Any]:
+        return 200, msgspec.to_builtins(await accept_payment(session, principal, payment_id))
+
+    return await idempotency.run_idempotent(principal.key_id, key, request_fingerprint, accept)
 
 
 # --- asking the gateway -------------------------------------------------------------

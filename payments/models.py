@@ -77,6 +77,10 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(16))
     refund_status: Mapped[str] = mapped_column(String(8), default="none")
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What the gateway really took, once it took anything (None before): refunds are
+    # capped by it, and a payment whose money differs from the fee waits in review.
+    amount_received: Mapped[int | None] = mapped_column(BigInteger)
+    received_currency: Mapped[str | None] = mapped_column(String(3))
     applicant: Mapped[dict[str, Any]] = mapped_column(JSON)
     delivery: Mapped[dict[str, Any]] = mapped_column(JSON)
     return_url: Mapped[str] = mapped_column(String(2000))

@@ -32,6 +32,7 @@ TEXT = {
         "failed": "支付未成功",
         "cancelled": "该缴费已取消",
         "expired": "该缴费已过期，请联系办理部门重新发起",
+        "needs_review": "已收到款项，但与应缴金额不符，正在由办理部门核实",
         "created": "待支付",
         "started": "待支付",
         "track": "查看办理进度",
@@ -54,6 +55,9 @@ TEXT = {
         "failed": "The payment did not go through",
         "cancelled": "This payment was cancelled",
         "expired": "This payment link has expired; ask the department for a new one",
+        "needs_review": (
+            "Money was received but differs from the fee; the department is looking into it"
+        ),
         "created": "Awaiting payment",
         "started": "Awaiting payment",
         "track": "Track your licence",

@@ -63,7 +63,7 @@ async def list_payments(
     if created_to:
         stmt = stmt.where(Payment.created_at < created_to)
     rows = (await session.execute(page(stmt, Payment.id, cursor, limit))).scalars().all()
-    return envelope([payment_view(p) for p in rows], limit, id_of=lambda view: view.id)
+    return envelope([payment_view(p, principal) for p in rows], limit, id_of=lambda view: view.id)
 
 
 async def timeline(

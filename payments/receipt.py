@@ -64,6 +64,8 @@ class ReceiptData:
     tracking_url: str
     fee_split: list[tuple[str, int]] = field(default_factory=list)
     amount_refunded: int = 0
+    #: what was paid, when it differs from the fee (a payment accepted after review)
+    amount_received: int | None = None
 
     def __post_init__(self) -> None:
         # A receipt with numbers that do not add up is worse than no receipt.
@@ -75,15 +77,22 @@ class ReceiptData:
             raise ValueError("quantity must be at least 1 and unit_amount not negative")
         if self.amount != self.quantity * self.unit_amount:
             raise ValueError("amount must equal quantity × unit_amount")
-        if not 0 <= self.amount_refunded <= self.amount:
-            raise ValueError("amount_refunded must be between 0 and amount")
-        if self.fee_split and sum(part for _, part in self.fee_split) != self.amount:
-            raise ValueError("fee_split must add up to amount")
+        if self.amount_received is not None and self.amount_received < 0:
+            raise ValueError("amount_received cannot be negative")
+        if not 0 <= self.amount_refunded <= self.paid:
+            raise ValueError("amount_refunded must be between 0 and the amount paid")
+        if self.fee_split and sum(part for _, part in self.fee_split) != self.paid:
+            raise ValueError("fee_split must add up to the amount paid")
         Money(self.amount, self.currency)  # refuses a currency that is not ISO 4217
 
     @property
+    def paid(self) -> int:
+        """The amount paid: the fee, or what was received if that differs."""
+        return self.amount if self.amount_received is None else self.amount_received
+
+    @property
     def net_amount(self) -> int:
-        return self.amount - self.amount_refunded
+        return self.paid - self.amount_refunded
 
     def money(self, minor: int) -> Money:
         """`minor` units in this receipt's currency."""
@@ -141,8 +150,12 @@ def _summary_rows(data: ReceiptData) -> list[tuple[list[Line], list[Line]]]:
         ),
         (_bilingual("合计金额", "Total"), [Line(data.shown(data.amount), LATIN_BOLD, 13)]),
     ]
+    if data.paid != data.amount:  # accepted after review: the receipt is for what was paid
+        rows.append(
+            (_bilingual("实际缴纳", "Amount paid"), [Line(data.shown(data.paid), LATIN_BOLD, 13)])
+        )
     if data.currency == "CNY":  # only the yuan has a capital form
-        words = chinese_capital(data.money(data.amount))
+        words = chinese_capital(data.money(data.paid))
         rows.append(
             (_bilingual("金额大写", "Amount in words"), [Line(words, bold, 11, INK, synthetic)])
         )
@@ -154,7 +167,7 @@ def _summary_rows(data: ReceiptData) -> list[tuple[list[Line], list[Line]]]:
     )
     rows.append((_bilingual("缴费时间", "Paid at"), _paid_at_lines(data.paid_at)))
     if data.amount_refunded:
-        full = data.amount_refunded == data.amount
+        full = data.amount_refunded == data.paid
         status = ("全额退款", "Fully refunded") if full else ("部分退款", "Partially refunded")
         refunded = data.shown(data.amount_refunded)
         rows.append(

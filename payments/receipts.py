@@ -25,6 +25,7 @@ async def receipt_data(session: AsyncSession, payment: Payment) -> Any:
     from payments.receipt import ReceiptData
 
     split = shares(payment)
+    paid = payment.amount if payment.amount_received is None else payment.amount_received
     codes = {payment.department, *(department for department, _ in split)}
     names = {
         d.code: d.name
@@ -46,8 +47,10 @@ async def receipt_data(session: AsyncSession, payment: Payment) -> Any:
         paid_at=payment.succeeded_at or payment.updated_at,
         gateway=payment.gateway or "sandbox",
         tracking_url=payment_urls(payment.token)["tracking_url"],
-        fee_split=[(names.get(d, d), part) for d, part in split_by_bps(payment.amount, split)],
+        # the money received, once an admin accepted a payment whose money differed
+        fee_split=[(names.get(d, d), part) for d, part in split_by_bps(paid, split)],
         amount_refunded=payment.amount_refunded,
+        amount_received=paid,
     )
 
 

@@ -39,7 +39,7 @@ from payments.states import (
     REFUND_MACHINE,
     REFUND_PENDING,
     REFUND_SUCCEEDED,
-    SUCCEEDED,
+    REFUNDABLE,
 )
 from payments.views import refund_view
 
@@ -53,13 +53,15 @@ async def reserve_refund(
     session: AsyncSession, principal: Principal, payment_id: str, data: RefundIn
 ) -> Refund:
     """Check and record a refund as pending, under the payment's row lock, so that
-    concurrent requests can never together refund more than was paid."""
+    concurrent requests can never together refund more than was received (never the
+    fee: a payment in review may have received less, or another currency)."""
     payment = await get_payment(session, principal, payment_id, lock=True)
-    if payment.status != SUCCEEDED:
+    if payment.status not in REFUNDABLE or payment.amount_received is None:
         raise Conflict(
             f"payment is {payment.status}; only a succeeded payment can be refunded",
             code="payment_not_refundable",
         )
+    currency = payment.received_currency or payment.currency
     reserved = (
         await session.execute(
             select(func.coalesce(func.sum(Refund.amount), 0)).where(
@@ -68,10 +70,10 @@ async def reserve_refund(
             )
         )
     ).scalar_one()
-    available = payment.amount - int(reserved)
+    available = payment.amount_received - int(reserved)
     if data.amount > available:
         raise Conflict(
-            f"only {available} {payment.currency} minor units can still be refunded",
+            f"only {available} {currency} minor units can still be refunded",
             code="refund_exceeds_available",
             extra={"available": available},
         )
@@ -81,7 +83,7 @@ async def reserve_refund(
         payment_id=payment.id,
         department=payment.department,
         amount=data.amount,
-        currency=payment.currency,
+        currency=currency,
         reason=data.reason,
         status=REFUND_PENDING,
         gateway=payment.gateway or "sandbox",
@@ -153,7 +155,7 @@ def _count_refunded(payment: Payment, amount: int, at: datetime) -> None:
         "none"
         if payment.amount_refunded == 0
         else "full"
-        if payment.amount_refunded >= payment.amount
+        if payment.amount_refunded >= (payment.amount_received or payment.amount)
         else "partial"
     )
     payment.updated_at = at

@@ -13,9 +13,11 @@ network call, so no database lock is held while we wait on Stripe.
 
 from __future__ import annotations
 
-from payments.booking import book_payment, book_refund, shares
+from payments.booking import book_acceptance, book_payment, book_refund, shares
 from payments.creation import create_payment, create_payment_once, new_payment_values
 from payments.lifecycle import (
+    accept_once,
+    accept_payment,
     apply_event,
     cancel_once,
     cancel_payment,
@@ -40,7 +42,10 @@ from payments.views import payment_urls, payment_view, refund_view
 
 __all__ = [
     "STALLED_REFUND_SECONDS",
+    "accept_once",
+    "accept_payment",
     "apply_event",
+    "book_acceptance",
     "book_payment",
     "book_refund",
     "cancel_once",

@@ -8,15 +8,18 @@ from typing import Final
 from onetrip.states import Machine
 from payments.models import Payment, Refund
 
-CREATED, STARTED, SUCCEEDED, FAILED, CANCELLED, EXPIRED = (
+CREATED, STARTED, SUCCEEDED, FAILED, CANCELLED, EXPIRED, NEEDS_REVIEW = (
     "created",
     "started",
     "succeeded",
     "failed",
     "cancelled",
     "expired",
+    "needs_review",
 )
 FINAL: Final = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
+#: money was received: refunds may be made (never above what was received)
+REFUNDABLE: Final = frozenset({SUCCEEDED, NEEDS_REVIEW})
 
 #: (current status, event) → new status. Anything else is not allowed; an event that
 #: led to the current status is a repeat and changes nothing (the kernel's rule).
@@ -41,6 +44,13 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     # A declined payment's PaymentIntent stays open for a retry until its time is up;
     # then the sweep closes it at Stripe and the payment expires.
     (FAILED, "expire"): EXPIRED,
+    # The gateway took money that differs from the fee (amount or currency): from
+    # wherever `succeed` could have come, it waits for a person instead. It leaves
+    # review only when an admin accepts what was received (a department may refund it
+    # meanwhile; the status stays, refund_status tells).
+    **{(state, "review"): NEEDS_REVIEW for state in (CREATED, STARTED, FAILED, EXPIRED)},
+    (CANCELLED, "review"): NEEDS_REVIEW,
+    (NEEDS_REVIEW, "accept"): SUCCEEDED,
 }
 
 #: the outbox event each transition emits (payment.created is written at creation)
@@ -50,6 +60,7 @@ EVENT_TYPES: Final[dict[str, str]] = {
     FAILED: "payment.failed",
     CANCELLED: "payment.cancelled",
     EXPIRED: "payment.expired",
+    NEEDS_REVIEW: "payment.needs_review",
 }
 
 

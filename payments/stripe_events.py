@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip import outbox
 from onetrip.db import unit_of_work
-from onetrip.errors import InvalidTransition, NotFound
+from onetrip.errors import BadRequest, InvalidTransition, NotFound
+from onetrip.money import Money, valid_currency
 from payments.events import AmountMismatch, PaymentDetail
 from payments.gateways.stripe import IntentUpdate, RefundUpdate, StripeEvent, StripeGateway
 from payments.lifecycle import apply_event
@@ -54,19 +55,28 @@ async def _on_payment_intent(session: AsyncSession, intent: IntentUpdate) -> str
         return "unknown_payment"
     if intent.move is None:
         return "ignored"
+    move: str = intent.move
+    received: Money | None = None
     mismatch: AmountMismatch | None = None
-    if intent.move == "succeed":
-        if intent.currency != payment.currency:
-            # Not ours to convert: book nothing, keep the event for finance to handle.
-            log.error("payment %s: Stripe took %s %s", payment_id, intent.received, intent.currency)
-            return "currency_mismatch"
-        if intent.received != payment.amount:
-            mismatch = AmountMismatch(received=intent.received, expected=payment.amount)
+    if move == "succeed":
+        received = _received(intent)
+        if received != Money(payment.amount, payment.currency):
+            # Less, more, or another currency than the fee: the money is booked as it
+            # came, and the payment waits for a person (payments/states.py, `review`).
+            move = "review"
+            mismatch = AmountMismatch(
+                received=received.amount,
+                expected=payment.amount,
+                received_currency=received.currency,
+                expected_currency=payment.currency,
+            )
             log.error(
-                "payment %s: Stripe received %s, expected %s",
+                "payment %s: Stripe took %s %s, the fee is %s %s; it needs review",
                 payment_id,
-                intent.received,
+                received.amount,
+                received.currency,
                 payment.amount,
+                payment.currency,
             )
     detail = PaymentDetail(
         stripe_payment_intent=intent.intent_id,
@@ -76,16 +86,33 @@ async def _on_payment_intent(session: AsyncSession, intent: IntentUpdate) -> str
         _, changed = await apply_event(
             session,
             payment_id,
-            intent.move,
+            move,
             gateway=StripeGateway.name,
             gateway_ref=intent.intent_id,
             reason=intent.failure,
             detail=detail,
-            received=intent.received if intent.move == "succeed" else None,
+            received=received,
         )
     except InvalidTransition:
         return "ignored_out_of_order"
     return "applied" if changed else "unchanged"
+
+
+def _received(intent: IntentUpdate) -> Money:
+    """What a `payment_intent.succeeded` says Stripe took. A missing or negative amount,
+    or no currency, is a malformed event: refused (400, and the unit of work rolls back,
+    so the event is not marked consumed), never booked as a guess."""
+    amount, currency = intent.received, intent.currency
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        raise BadRequest(
+            "a succeeded PaymentIntent must carry amount_received, a whole number ≥ 0",
+            code="malformed_event",
+        )
+    if not valid_currency(currency):
+        raise BadRequest(
+            "a succeeded PaymentIntent must carry its currency", code="malformed_event"
+        )
+    return Money(amount, currency)
 
 
 async def _on_refunds(session: AsyncSession, refunds: tuple[RefundUpdate, ...]) -> str:

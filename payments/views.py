@@ -1,7 +1,9 @@
 """What the payments API returns (API.md), as msgspec Structs.
 
 Every field is always present (a value or null): clients read a fixed shape. The field
-order is the documented order, so stored idempotent responses keep their bytes.
+order is the documented order, so stored idempotent responses keep their bytes. The one
+exception is least privilege: the applicant's links (`payment_url`, `tracking_url`, whose
+tokens are the applicant's capability) are left out for finance and admin keys.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
+from onetrip.auth import Principal
 from onetrip.settings import get_settings
 from payments.models import Department, Payment, Refund
 
@@ -23,7 +26,7 @@ class FeeShareView(Struct):
     share_bps: int
 
 
-class PaymentView(Struct):
+class PaymentView(Struct, kw_only=True):
     id: str
     status: str
     amount: int
@@ -37,18 +40,32 @@ class PaymentView(Struct):
     fee_split: list[dict[str, Any]]
     refund_status: str
     amount_refunded: int
+    #: what the gateway took (null until it took anything); refunds never exceed it
+    amount_received: int | None
+    received_currency: str | None
     applicant: dict[str, Any]
     delivery: dict[str, Any]
     return_url: str
     metadata: dict[str, str]
     gateway: str | None
     failure_reason: str | None
-    payment_url: str
-    tracking_url: str
+    #: left out for finance and admin keys (the applicant's tokens)
+    payment_url: str | UnsetType = UNSET
+    tracking_url: str | UnsetType = UNSET
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
     succeeded_at: datetime | None
+
+
+#: roles that see payments but must not hold the applicant's links
+_NO_LINKS = frozenset({"finance", "admin"})
+
+
+def _links(token: str, principal: Principal | None) -> dict[str, Any]:
+    if principal is not None and principal.role in _NO_LINKS:
+        return {"payment_url": UNSET, "tracking_url": UNSET}
+    return payment_urls(token)
 
 
 class RefundView(Struct):
@@ -104,9 +121,10 @@ def payment_urls(token: str) -> dict[str, str]:
     return {"payment_url": f"{base}/pay/{token}", "tracking_url": f"{base}/track/{token}"}
 
 
-def payment_view(p: Payment) -> PaymentView:
-    """The public representation of a payment (API.md)."""
-    urls = payment_urls(p.token)
+def payment_view(p: Payment, principal: Principal | None = None) -> PaymentView:
+    """The public representation of a payment (API.md), as `principal` may see it
+    (None: the whole view, for the service's own use)."""
+    urls = _links(p.token, principal)
     return PaymentView(
         id=p.id,
         status=p.status,
@@ -121,6 +139,8 @@ def payment_view(p: Payment) -> PaymentView:
         fee_split=p.fee_split,
         refund_status=p.refund_status,
         amount_refunded=p.amount_refunded,
+        amount_received=p.amount_received,
+        received_currency=p.received_currency,
         applicant=p.applicant,
         delivery=p.delivery,
         return_url=p.return_url,
@@ -154,6 +174,8 @@ def new_payment_view(values: dict[str, Any]) -> PaymentView:
         fee_split=values["fee_split"],
         refund_status=values["refund_status"],
         amount_refunded=values["amount_refunded"],
+        amount_received=values.get("amount_received"),
+        received_currency=values.get("received_currency"),
         applicant=values["applicant"],
         delivery=values["delivery"],
         return_url=values["return_url"],

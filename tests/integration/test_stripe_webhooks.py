@@ -161,11 +161,13 @@ async def test_bad_or_stale_signature_is_rejected_and_changes_nothing(
     assert genuine.status_code == 200 and genuine.json()["outcome"] == "applied"
 
 
-async def test_an_amount_taken_other_than_the_fee_puts_the_difference_in_suspense(
+async def test_an_amount_taken_other_than_the_fee_waits_in_review_in_suspense(
     stripe_stack: StripeStack,
 ) -> None:
     """Stripe says it took 100 fen less than the fee: the clearing account shows what
-    was taken, the department is still owed its fee, and the gap waits in suspense."""
+    was taken, and all of it waits in suspense (no department is booked) while the
+    payment needs review. (Issue 6 changed this rule: the fee used to be booked to the
+    department with the gap in suspense, and the payment counted as succeeded.)"""
     stack = stripe_stack
     payment = await stack.create_payment(reference="CRJ-2026-000304")
     page, _ = await stack.open_pay_page(payment)
@@ -186,7 +188,15 @@ async def test_an_amount_taken_other_than_the_fee_puts_the_difference_in_suspens
     assert answer.json()["outcome"] == "applied"
     books = await stack.balances()
     assert books[STRIPE_CLEARING] == 11900
-    assert books["platform:suspense"] == 100
-    assert books["dept:PSB:fees_payable"] == -12000
-    [succeeded] = [e for e in await stack.events(payment["id"]) if e["type"] == "payment.succeeded"]
-    assert succeeded["data"]["amount_mismatch"] == {"received": 11900, "expected": 12000}
+    assert books["platform:suspense"] == -11900
+    assert books.get("dept:PSB:fees_payable", 0) == 0
+    assert (await stack.payment(payment["id"]))["status"] == "needs_review"
+    types = [e["type"] for e in await stack.events(payment["id"])]
+    assert "payment.succeeded" not in types
+    [review] = [e for e in await stack.events(payment["id"]) if e["type"] == "payment.needs_review"]
+    assert review["data"]["amount_mismatch"] == {
+        "received": 11900,
+        "expected": 12000,
+        "received_currency": "CNY",
+        "expected_currency": "CNY",
+    }

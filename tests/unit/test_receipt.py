@@ -210,3 +210,28 @@ def test_a_yen_receipt_has_no_decimals_and_no_amount_in_words():
 
 def test_the_footer_numbers_the_page():
     assert "第 1 页 / 共 1 页  Page 1 of 1" in page_text(render_receipt(passport_receipt()))
+
+
+# --- rare characters -------------------------------------------------------------------------
+
+
+def fallback_face_names(name: str) -> set[str]:
+    """PostScript names of the fonts besides the primary one that draw `name`."""
+    from reportlab.pdfbase import pdfmetrics
+
+    fonts = {font for font, _ in pdf.font_runs(name, pdf.cjk_font())} - {pdf.cjk_font()}
+    return {pdfmetrics.getFont(font).face.name.decode() for font in fonts}
+
+
+@pytest.mark.parametrize("name", ["王䶮", "𠀀𪚥"])  # CJK Extension A; Extension B
+def test_a_payer_with_rare_characters_gets_every_character_printed(name):
+    from tests.unit.test_pdf_fallback import fallback_fonts
+
+    fallback_fonts()
+    document = render_receipt(passport_receipt(applicant_name=name))
+    assert name in page_text(document)
+    embedded = {font.partition("+")[2] for font in embedded_font_files(document)}
+    faces = fallback_face_names(name)
+    assert faces, "the primary font has these characters: nothing to fall back for"
+    assert faces <= embedded, (faces, embedded)
+    assert render_receipt(passport_receipt(applicant_name=name)) == document  # reproducible
