@@ -7,6 +7,8 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from onetrip.textrules import check_text
+
 Code = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
 Place = Annotated[str, Meta(min_length=1, max_length=100)]
 
@@ -22,6 +24,9 @@ class CourierPartnerIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     service_areas: Annotated[list[ServiceArea], Meta(min_length=1, max_length=500)]
     webhook_url: Annotated[str, Meta(max_length=2000)] | None = None
+
+    def __post_init__(self) -> None:
+        check_text(self)  # no control or invisible characters, no blank names
 
 
 class CourierPartnerOut(Struct):

@@ -43,7 +43,8 @@ def parse_as_of(value: str | None) -> datetime | None:
         return None
     try:
         as_of = datetime.fromisoformat(value)
-    except ValueError:
+        as_of.astimezone(UTC)  # OverflowError when it falls outside years 1..9999 in UTC
+    except (ValueError, OverflowError):
         as_of = None
     if as_of is None or as_of.tzinfo is None:
         raise ValidationFailed(

@@ -26,6 +26,7 @@ from onetrip.errors import (
     IdempotencyKeyReused,
     OneTripError,
 )
+from onetrip.jsonbody import check_nesting
 
 MAX_KEY_LENGTH = 255
 
@@ -50,6 +51,7 @@ def canonical_body(body: bytes) -> bytes:
     client's retry that serialises the same request differently is still a replay."""
     if not body:
         return body
+    check_nesting(body)  # a body no handler decodes still must not recurse without end
     try:
         return msgspec.json.encode(msgspec.json.decode(body), order="sorted")
     except (msgspec.DecodeError, msgspec.EncodeError):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from onetrip.errors import OneTripError
+from onetrip.errors import OneTripError, ServiceUnavailable
 
 log = logging.getLogger("onetrip.errors")
 
@@ -97,10 +100,20 @@ def _is_malformed_body(exc: HTTPException) -> bool:
     )
 
 
+def _body_limit(request: Request[Any, Any, Any]) -> str:
+    """` (N bytes)`: the limit of the request's handler (README "Limits")."""
+    try:
+        limit = request.route_handler.resolve_request_max_body_size()
+    except Exception:  # no handler resolved
+        return ""
+    return f" ({limit} bytes)" if limit else ""
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: OneTripError) -> Response[Any]:
     # RFC 9110: a 401 names the scheme the client should authenticate with
-    headers = {"WWW-Authenticate": 'Bearer realm="onetrip"'} if exc.status == 401 else None
-    return problem_response(exc.to_problem(instance=request.url.path), headers=headers)
+    headers = {"WWW-Authenticate": 'Bearer realm="onetrip"'} if exc.status == 401 else {}
+    headers.update(getattr(exc, "headers", None) or {})  # e.g. a 429's Retry-After
+    return problem_response(exc.to_problem(instance=request.url.path), headers=headers or None)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -120,6 +133,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         code = "malformed_json"
         title = "The request body is not valid JSON"
         detail = f"The request body is not valid JSON ({detail})"
+    elif status == 413:
+        title = "The request body is too large"
+        detail = f"The request body is larger than this endpoint takes{_body_limit(request)}"
     body: dict[str, Any] = {
         "type": f"https://onetrip.gov.cn/problems/{code.replace('_', '-')}",
         "title": title,
@@ -146,7 +162,82 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+#: seconds a client is asked to wait while the database cannot be reached
+RETRY_AFTER_SECONDS = 5
+
+#: SQLSTATEs of a database that cannot serve us just now: the server shutting down or
+#: terminating our backend, starting up, or out of connection slots (class 08, the
+#: connection exceptions, is matched by its prefix)
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, what SQLAlchemy wrapped (`orig`) and what it was raised `from`,
+    without cycles. Not `__context__`: a bug raised while handling a lost connection
+    is still a bug."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(seen) < 16:
+        current = pending.pop(0)
+        if current is None or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        pending += [orig if isinstance(orig, BaseException) else None]
+        pending.append(current.__cause__)
+    return seen
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or serve us just now (a
+    refused or lost connection, a restart, no free pooled connection, SQLite locked
+    past its busy timeout), rather than a bug: the client should retry, not give up."""
+    for cause in _causes(exc):
+        if isinstance(cause, SQLAlchemyTimeoutError | DisconnectionError):
+            return True  # no pooled connection came free in time; a dead one at checkout
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, ConnectionError | socket.gaierror | TimeoutError):
+            return True  # refused, reset, the host's name unknown, the connect timed out
+        state = _sqlstate(cause)
+        if state is not None and (state.startswith("08") or state in _UNAVAILABLE_STATES):
+            return True
+        if isinstance(cause, asyncpg.InternalClientError):
+            return True  # the server's "terminating connection" reached an idle one
+        message = str(cause)
+        if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in message:
+            return True
+        if "database is locked" in message and type(cause).__name__ == "OperationalError":
+            return True  # SQLite: another writer held the database past busy_timeout
+    return False
+
+
+def handle_database_unavailable(
+    request: Request[Any, Any, Any], exc: BaseException
+) -> Response[Any]:
+    """503 service_unavailable with Retry-After: the request may be sent again as it is
+    (with the same Idempotency-Key), and will succeed once the database is back."""
+    log.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
+    problem = ServiceUnavailable(
+        "The database cannot be reached just now. Retry after a few seconds; a request "
+        "with an Idempotency-Key is safe to send again as it is.",
+        code="service_unavailable",
+    )
+    return problem_response(
+        problem.to_problem(instance=request.url.path),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if database_unavailable(exc):
+        return handle_database_unavailable(request, exc)
     if _sqlstate(exc) in _UNSTORABLE_TEXT:
         return problem_response(
             {

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from onetrip.textrules import check_text
+
 Code = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")]
 MatterCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -27,6 +29,9 @@ class DepartmentIn(Struct, forbid_unknown_fields=True):
     name: Name
     timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Asia/Shanghai"
 
+    def __post_init__(self) -> None:
+        check_text(self)
+
 
 class FeeShare(Struct, forbid_unknown_fields=True):
     department: Code
@@ -45,6 +50,9 @@ class MatterIn(Struct, forbid_unknown_fields=True):
     fee_split: Annotated[list[FeeShare], Meta(min_length=1, max_length=10)] | None = None
     required_materials: Annotated[list[Name], Meta(max_length=50)] | None = None
     effective_from: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_text(self)  # the fee split's department codes too
 
 
 # --- payments -----------------------------------------------------------------------
@@ -73,6 +81,11 @@ class DeliveryIn(Struct, forbid_unknown_fields=True):
 
 
 class PaymentIn(Struct, forbid_unknown_fields=True):
+    """A payment to create. Every string in it, the applicant's and the address's too,
+    is checked by onetrip.textrules; metadata values are free text."""
+
+    __free_text__ = frozenset({"metadata"})
+
     matter_code: MatterCode
     reference: ShortText
     applicant: ApplicantIn
@@ -90,10 +103,19 @@ class PaymentIn(Struct, forbid_unknown_fields=True):
         | None
     ) = None
 
+    def __post_init__(self) -> None:
+        # return_url is echoed into the pay page's links: an absolute http(s) URL only
+        check_text(self, urls=("return_url",))
+
 
 class RefundIn(Struct, forbid_unknown_fields=True):
+    __free_text__ = frozenset({"reason"})  # may span lines
+
     amount: PositiveAmount
     reason: Annotated[str, Meta(min_length=1, max_length=500)]
+
+    def __post_init__(self) -> None:
+        check_text(self)
 
 
 class CounterCollectionIn(Struct, forbid_unknown_fields=True):
@@ -102,6 +124,9 @@ class CounterCollectionIn(Struct, forbid_unknown_fields=True):
     method: Literal["cash", "pos"]
     operator: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
     receipt_no: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+
+    def __post_init__(self) -> None:
+        check_text(self)
 
 
 def to_builtins(value: object) -> object:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import stripe
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
 from ledger.service import STRIPE_CLEARING
 from onetrip.errors import BadRequest, GatewayError, NotFound
+from onetrip.jsonbody import check_nesting
 from onetrip.settings import get_settings
 from payments.gateways.base import Outcome, RefundResult, Started
 from payments.models import Payment, Refund
@@ -167,34 +169,67 @@ class StripeGateway:
 
 
 # --- webhooks: verifying and reading Stripe's events --------------------------------
+#
+# A signed body is Stripe's word, yet it is read as strictly as a client's: the fields we
+# act on must have the types Stripe documents (an id is a string, an amount a whole
+# number of minor units, metadata maps strings to strings), or the event is refused with
+# a 400 before anything is looked up or written. Stripe retries a refused event, and a
+# body Stripe really sent always has these types. Fields we do not read are ignored, and
+# so is the object of an event type we do not act on.
+
+#: seconds a signature's timestamp may be away from our clock, either way
+SIGNATURE_TOLERANCE = 300
+
+StripeId = Annotated[str, Meta(min_length=1, max_length=255)]
+#: minor units; far above any fee, and within every integer column that stores it
+StripeAmount = Annotated[int, Meta(ge=0, le=10**12)]
+StripeCurrency = Annotated[str, Meta(pattern=r"^[A-Za-z]{3}\Z")]  # \Z: no final newline
 
 
-class _StripeObject(msgspec.Struct):
-    """The fields we read of an event's `data.object` (Stripe sends many more)."""
+class _PaymentError(msgspec.Struct):
+    message: str | None = None
+    code: str | None = None
 
-    id: str | None = None
-    object: str | None = None
+
+class _PaymentIntent(msgspec.Struct):
+    """The fields we read of a PaymentIntent (Stripe sends many more)."""
+
+    id: StripeId
+    amount: StripeAmount | None = None
+    #: absent on some fakes (localstripe): then `amount` is what was taken
+    amount_received: StripeAmount | UnsetType | None = UNSET
+    currency: StripeCurrency | None = None
+    metadata: dict[str, str] | None = None
+    last_payment_error: _PaymentError | None = None
+
+
+class _Refund(msgspec.Struct):
+    id: StripeId
     status: str | None = None
-    metadata: dict[str, Any] | None = None
-    amount: int | None = None
-    amount_received: int | UnsetType | None = UNSET
-    currency: str | None = None
-    last_payment_error: dict[str, Any] | None = None
-    refunds: _StripeList | None = None
+    metadata: dict[str, str] | None = None
 
 
-class _StripeList(msgspec.Struct):
-    data: list[_StripeObject] = msgspec.field(default_factory=list)
+class _RefundList(msgspec.Struct):
+    data: list[_Refund] = msgspec.field(default_factory=list)
+
+
+class _Charge(msgspec.Struct):
+    id: StripeId
+    refunds: _RefundList | None = None
+
+
+_Shape = TypeVar("_Shape", _PaymentIntent, _Refund, _Charge)
 
 
 class _EventData(msgspec.Struct):
-    object: _StripeObject | None = None
+    #: read further by the event's type
+    object: dict[str, Any]
 
 
 class _Envelope(msgspec.Struct):
-    id: str
-    type: str = ""
-    data: _EventData | None = None
+    id: StripeId
+    type: Annotated[str, Meta(min_length=1, max_length=255)]
+    data: _EventData
 
 
 class IntentUpdate(msgspec.Struct, frozen=True):
@@ -254,66 +289,112 @@ _REFUND_STATUSES: dict[str, Literal["succeeded", "failed"]] = {
 }
 
 
-def read_event(raw: dict[str, Any]) -> StripeEvent:
-    """Read a (verified) Stripe event; BadRequest if it does not have an event's shape."""
+def read_event(raw: Any) -> StripeEvent:
+    """Read a (verified, decoded) Stripe event; BadRequest if it does not have an
+    event's shape (`malformed_json`) or an object we act on has fields of the wrong
+    type (`malformed_event`)."""
     try:
-        envelope = msgspec.convert(raw, _Envelope, strict=False)
+        envelope = msgspec.convert(raw, _Envelope)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"the body is not a Stripe event: {exc}", code="malformed_json") from None
-    obj = (envelope.data.object if envelope.data else None) or _StripeObject()
-    if envelope.type.startswith("payment_intent."):
-        return StripeEvent(envelope.id, envelope.type, intent=_intent_update(envelope.type, obj))
-    if envelope.type in REFUND_EVENT_TYPES:
-        items = [obj] if obj.object == "refund" else (obj.refunds.data if obj.refunds else [])
-        refunds = tuple(
+    kind, obj = envelope.type, envelope.data.object
+    if kind.startswith("payment_intent."):
+        intent = _read_object(obj, _PaymentIntent, kind)
+        return StripeEvent(envelope.id, kind, intent=_intent_update(kind, intent))
+    if kind in REFUND_EVENT_TYPES:
+        if obj.get("object") == "refund":
+            items = [_read_object(obj, _Refund, kind)]
+        else:
+            refunds = _read_object(obj, _Charge, kind).refunds
+            items = refunds.data if refunds else []
+        updates = tuple(
             RefundUpdate(
-                refund_id=str(item.metadata["refund_id"]),
+                refund_id=item.metadata["refund_id"],
                 status=_REFUND_STATUSES[item.status],
                 gateway_ref=item.id,
             )
             for item in items
             if (item.metadata or {}).get("refund_id") and item.status in _REFUND_STATUSES
         )
-        return StripeEvent(envelope.id, envelope.type, refunds=refunds, about_refunds=True)
-    return StripeEvent(envelope.id, envelope.type)
+        return StripeEvent(envelope.id, kind, refunds=updates, about_refunds=True)
+    return StripeEvent(envelope.id, kind)
 
 
-def _intent_update(kind: str, intent: _StripeObject) -> IntentUpdate:
+def _read_object(obj: dict[str, Any], shape: type[_Shape], kind: str) -> _Shape:
+    try:
+        return msgspec.convert(obj, shape)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(
+            f"the {kind} event's object is not valid: {exc}", code="malformed_event"
+        ) from None
+
+
+def _intent_update(kind: str, intent: _PaymentIntent) -> IntentUpdate:
     move = _INTENT_MOVES.get(kind)
     received = intent.amount if intent.amount_received is UNSET else intent.amount_received
+    if move == "succeed" and received is None:
+        # never booked as a guess (the fee): Stripe always says what it took
+        raise BadRequest(
+            "a payment_intent.succeeded event must say what was received (amount_received)",
+            code="malformed_event",
+        )
     failure = None
     if move == "fail":
-        error = intent.last_payment_error or {}
-        failure = error.get("message") or error.get("code") or "card declined"
+        error = intent.last_payment_error or _PaymentError()
+        failure = error.message or error.code or "card declined"
     payment_id = (intent.metadata or {}).get("payment_id")
     return IntentUpdate(
         kind=kind,
         move=move,
         intent_id=intent.id,
-        payment_id=str(payment_id) if payment_id else None,
-        received=received,  # type: ignore[arg-type]
+        payment_id=payment_id or None,
+        received=received,
         currency=(intent.currency or "").upper(),
         failure=failure,
     )
+
+
+def _signature_timestamp(header: str) -> int:
+    """The `t=` of a Stripe-Signature header that the SDK has verified (so it has one)."""
+    for item in header.split(","):
+        name, _, value = item.partition("=")
+        if name == "t":
+            return int(value)
+    raise ValueError("no timestamp")  # unreachable after verification
 
 
 def verified_event(payload: bytes, signature: str | None) -> StripeEvent:
     """Check a webhook's Stripe-Signature against our endpoint secret and read it.
 
     NotFound when Stripe webhooks are not configured; BadRequest for a missing or wrong
-    signature, a timestamp older than five minutes, or a body that is not an event."""
+    signature, a timestamp more than five minutes old or ahead of our clock (the SDK
+    checks only the past), a body nested too deeply, or one that is not an event."""
     secret = get_settings().stripe_webhook_secret
     if not secret:
         raise NotFound("Stripe webhooks are not configured", code="stripe_not_configured")
     if not signature:
         raise BadRequest("missing Stripe-Signature header", code="invalid_signature")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=300)
+        stripe.WebhookSignature.verify_header(
+            payload, signature, secret, tolerance=SIGNATURE_TOLERANCE
+        )
+        ahead = _signature_timestamp(signature) - time.time()
     except stripe.SignatureVerificationError:
         raise BadRequest(
             "the Stripe-Signature does not match, or its timestamp is too old",
             code="invalid_signature",
         ) from None
-    except ValueError:
+    except ValueError:  # the body is not UTF-8
         raise BadRequest("the body is not a Stripe event", code="malformed_json") from None
-    return read_event(event.to_dict())
+    if ahead > SIGNATURE_TOLERANCE:
+        # a signature made for later: refused as a stale one is, so it cannot be kept
+        # and replayed once its time comes
+        raise BadRequest(
+            "the Stripe-Signature's timestamp is ahead of our clock", code="invalid_signature"
+        )
+    check_nesting(payload)
+    try:
+        raw = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not JSON", code="malformed_json") from None
+    return read_event(raw)
