@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import threading
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -143,54 +145,142 @@ def keys() -> None:
     """API keys."""
 
 
+_DURATION = re.compile(r"(\d+)([wdhms])")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30d`, `12h`, `1d12h`, `90m`, `2w` → a timedelta (at least one second)."""
+    compact = text.strip().lower()
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise click.BadParameter(f"{text!r} is not a duration such as 30d, 12h or 1d12h")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds < 1:
+        raise click.BadParameter("the duration must be at least one second")
+    return timedelta(seconds=seconds)
+
+
+def _run_keys(work: Any) -> Any:
+    """Run `work(session)` in one unit of work (after migrating an embedded SQLite
+    database); a domain error becomes one clear line and a non-zero exit."""
+    from onetrip.db import get_database, unit_of_work
+    from onetrip.errors import OneTripError
+    from onetrip.migrate import upgrade_async
+
+    async def run() -> Any:
+        try:
+            if get_settings().is_sqlite:
+                await upgrade_async()
+            async with unit_of_work() as session:
+                return await work(session)
+        finally:  # close the connections while their event loop still runs
+            await get_database().dispose()
+
+    try:
+        return asyncio.run(run())
+    except OneTripError as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
 @keys.command("create")
 @click.option(
     "--role", required=True, type=click.Choice(["department", "finance", "courier", "admin"])
 )
 @click.option("--department", "departments", multiple=True, help="Department code (repeatable).")
 @click.option("--partner", default=None, help="Courier partner code (courier keys).")
-@click.option("--label", default=None, help="Who or what the key is for.")
+@click.option("--name", "--label", "name", default=None, help="Who or what the key is for.")
+@click.option("--expires-in", default=None, help="Stop working after this long: 30d, 12h, 1d12h.")
 def keys_create(
-    role: str, departments: tuple[str, ...], partner: str | None, label: str | None
+    role: str,
+    departments: tuple[str, ...],
+    partner: str | None,
+    name: str | None,
+    expires_in: str | None,
 ) -> None:
     """Create a key and print it once, alone on the last line."""
     from onetrip.auth import create_key
-    from onetrip.db import unit_of_work
-    from onetrip.errors import OneTripError
-    from onetrip.migrate import upgrade_async
+    from onetrip.clock import utcnow
+    from onetrip.domains import check_key_scope
 
-    async def run() -> str:
-        if get_settings().is_sqlite:
-            await upgrade_async()
-        async with unit_of_work() as session:
-            row, plain = await create_key(
-                session, role, departments=list(departments), partner=partner, label=label
-            )
-            await _check_key_scope(session, departments, partner)  # else it rolls back
+    expires_at = utcnow() + parse_duration(expires_in) if expires_in else None
+
+    async def work(session: Any) -> str:
+        row, plain = await create_key(
+            session,
+            role,
+            departments=list(departments),
+            partner=partner,
+            name=name,
+            expires_at=expires_at,
+        )
+        await check_key_scope(session, departments, partner)  # else it rolls back
         bound = f" for {', '.join(departments)}" if departments else ""
-        click.echo(f"created {role} key {row.id}{bound}")
+        until = f", expires {_moment(expires_at)}" if expires_at else ""
+        click.echo(f"created {role} key {row.id}{bound}{until}")
         return plain
 
-    try:
-        plain = asyncio.run(run())
-    except OneTripError as exc:
-        raise click.ClickException(exc.detail) from exc
-    click.echo(plain)
+    click.echo(_run_keys(work))
 
 
-async def _check_key_scope(
-    session: object, departments: tuple[str, ...], partner: str | None
-) -> None:
-    """A key bound to a department or partner that does not exist would never work."""
-    from delivery.models import CourierPartner
-    from onetrip.errors import ValidationFailed
-    from payments.models import Department
+def _moment(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
-    for code in departments:
-        if await session.get(Department, code) is None:  # type: ignore[attr-defined]
-            raise ValidationFailed(f"there is no department {code}")
-    if partner and await session.get(CourierPartner, partner) is None:  # type: ignore[attr-defined]
-        raise ValidationFailed(f"there is no courier partner {partner}")
+
+def _scope(row: Any) -> str:
+    if row.partner:
+        return f"partner {row.partner}"
+    if row.role == "admin" or row.all_departments:
+        return "all"
+    return ",".join(row.departments or []) or "-"
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key, newest first (never the key itself)."""
+    from onetrip.auth import list_keys
+
+    async def work(session: Any) -> list[Any]:
+        found: list[Any] = []
+        cursor = None
+        while True:
+            rows, cursor = await list_keys(session, limit=200, cursor=cursor)
+            found += rows
+            if cursor is None:
+                return found
+
+    rows = _run_keys(work)
+    header = ("ID", "NAME", "ROLE", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "REVOKED")
+    table = [header] + [
+        (
+            row.id,
+            row.name or "-",
+            row.role,
+            _scope(row),
+            _moment(row.created_at),
+            _moment(row.last_used_at),
+            _moment(row.expires_at),
+            _moment(row.revoked_at),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: every API process refuses it within 5 seconds."""
+    from onetrip.auth import revoke_key
+
+    async def work(session: Any) -> str:
+        row = await revoke_key(session, key_id)  # again: no change, same answer
+        return f"key {row.id} ({row.name or row.role}) revoked at {_moment(row.revoked_at)}"
+
+    click.echo(_run_keys(work))
 
 
 @main.command()

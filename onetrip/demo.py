@@ -135,16 +135,16 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
                 ),
             )
         keys: dict[str, str] = {}
-        _, keys["admin"] = await create_key(session, "admin", label="demo admin")
+        _, keys["admin"] = await create_key(session, "admin", name="demo admin")
         _, keys["finance"] = await create_key(
-            session, "finance", label="demo finance (all departments)"
+            session, "finance", name="demo finance (all departments)"
         )
         _, keys["courier:SF"] = await create_key(
-            session, "courier", partner="SF", label="demo courier"
+            session, "courier", partner="SF", name="demo courier"
         )
         for code, _ in DEPARTMENTS:
             _, keys[f"department:{code}"] = await create_key(
-                session, "department", departments=[code], label=f"demo {code}"
+                session, "department", departments=[code], name=f"demo {code}"
             )
     base = get_settings().public_url
     echo("")

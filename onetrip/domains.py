@@ -11,11 +11,13 @@ Wiring: this module imports every domain, so no kernel or domain module may impo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import delivery
 import ledger
@@ -24,6 +26,7 @@ import payments
 from onetrip.broker import ensure_broker
 from onetrip.db import Base
 from onetrip.domain import Domain
+from onetrip.errors import ValidationFailed
 
 KERNEL = Domain(
     name="onetrip",
@@ -53,8 +56,26 @@ def every() -> tuple[Domain, ...]:
 
 
 def route_handlers() -> list[Any]:
-    """Every domain's Litestar handlers."""
-    return [handler for domain in DOMAINS for handler in domain.route_handlers()]
+    """The kernel's admin key endpoints, then every domain's Litestar handlers."""
+    from onetrip.keys_api import admin_keys_controller  # the relay and worker need no routes
+
+    kernel = [admin_keys_controller(check_key_scope)]
+    return kernel + [handler for domain in DOMAINS for handler in domain.route_handlers()]
+
+
+async def check_key_scope(
+    session: AsyncSession, departments: Sequence[str], partner: str | None
+) -> None:
+    """A key bound to a department or partner that does not exist would never work (the
+    kernel's keys cannot know the domains' tables, so the wiring checks)."""
+    from delivery.models import CourierPartner
+    from payments.models import Department
+
+    for code in departments:
+        if await session.get(Department, code) is None:
+            raise ValidationFailed(f"there is no department {code}", code="unknown_department")
+    if partner and await session.get(CourierPartner, partner) is None:
+        raise ValidationFailed(f"there is no courier partner {partner}", code="unknown_partner")
 
 
 def template_dirs() -> list[Path]:

@@ -59,6 +59,7 @@ class Settings:
     print_interval: int
     spool_dir: Path
     cjk_font_path: str | None
+    cjk_fallback_fonts: str | None  # font specs separated by os.pathsep
     courier_simulator: bool
     webhook_allow_private: bool
     webhook_timeout: float
@@ -66,6 +67,9 @@ class Settings:
     stuck_payment_after_minutes: int
     log_level: str
     db_pool_size: int
+    rate_limit: float  # requests a second per API key (burst twice that); 0: no limit
+    page_rate_limit: float  # requests a second per client address on applicant pages
+    rate_limit_url: str | None  # Redis for buckets shared by every process
 
     @property
     def embedded_broker(self) -> bool:
@@ -101,6 +105,7 @@ def load_settings() -> Settings:
         print_interval=_int("ONETRIP_PRINT_INTERVAL", 60),
         spool_dir=Path(_env("ONETRIP_SPOOL_DIR", "spool") or "spool"),
         cjk_font_path=_env("ONETRIP_CJK_FONT"),
+        cjk_fallback_fonts=_env("ONETRIP_CJK_FALLBACK_FONTS"),
         courier_simulator=_bool("ONETRIP_COURIER_SIMULATOR"),
         webhook_allow_private=_bool("ONETRIP_WEBHOOK_ALLOW_PRIVATE"),
         webhook_timeout=float(_env("ONETRIP_WEBHOOK_TIMEOUT", "10") or "10"),
@@ -108,7 +113,21 @@ def load_settings() -> Settings:
         stuck_payment_after_minutes=_int("ONETRIP_STUCK_PAYMENT_MINUTES", 15),
         log_level=_env("ONETRIP_LOG_LEVEL", "INFO") or "INFO",
         db_pool_size=_int("ONETRIP_DB_POOL_SIZE", 20),
+        rate_limit=float(_env("ONETRIP_RATE_LIMIT", "50") or "50"),
+        page_rate_limit=float(_env("ONETRIP_PAGE_RATE_LIMIT", "10") or "10"),
+        rate_limit_url=_rate_limit_url(),
     )
+
+
+def _rate_limit_url() -> str | None:
+    """ONETRIP_RATE_LIMIT_URL, else a Redis BROKER_URL: shared buckets when scaled out."""
+    url = _env("ONETRIP_RATE_LIMIT_URL")
+    if url is None:
+        broker = _env("BROKER_URL") or _env("ONETRIP_BROKER_URL") or ""
+        return broker if broker.startswith(("redis://", "rediss://")) else None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("ONETRIP_RATE_LIMIT_URL must be a redis:// (or rediss://) URL")
+    return url
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from onetrip import ratelimit
 from onetrip.auth import key_cache
 from onetrip.broker import configure_broker
 from onetrip.db import Database, set_database
@@ -59,6 +60,7 @@ def reset_singletons() -> None:
 
     reset_settings()
     key_cache.clear()
+    ratelimit.reset()
     clear_cache()
     forget_clients()
     reset_cjk_font()
@@ -222,6 +224,10 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     monkeypatch.setenv("ONETRIP_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("ONETRIP_WEBHOOK_ALLOW_PRIVATE", "true")
     monkeypatch.setenv("ONETRIP_RELAY_INTERVAL", "0.05")
+    # Tests make many requests with one key or from one address: the rate-limit tests
+    # set their own limits.
+    monkeypatch.setenv("ONETRIP_RATE_LIMIT", "100000")
+    monkeypatch.setenv("ONETRIP_PAGE_RATE_LIMIT", "100000")
     reset_settings()
     key_cache.clear()
     yield monkeypatch
