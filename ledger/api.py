@@ -6,7 +6,7 @@ never a hint that it exists. Platform accounts are for all-department keys and a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from litestar import Controller, get
@@ -25,6 +25,7 @@ from ledger.schemas import (
     TrialBalanceOut,
 )
 from onetrip.auth import Principal, finance_key
+from onetrip.clock import in_utc
 from onetrip.db import get_database
 from onetrip.errors import ValidationFailed
 from onetrip.pagination import MAX_LIMIT
@@ -42,17 +43,16 @@ def parse_as_of(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        as_of = datetime.fromisoformat(value)
-        as_of.astimezone(UTC)  # OverflowError when it falls outside years 1..9999 in UTC
-    except (ValueError, OverflowError):
+        as_of = in_utc(datetime.fromisoformat(value))
+    except ValueError:
         as_of = None
-    if as_of is None or as_of.tzinfo is None:
+    if as_of is None:
         raise ValidationFailed(
             "as_of must be an RFC 3339 timestamp with an offset, e.g. 2025-06-30T16:00:00Z",
             code="invalid_as_of",
             errors=[{"field": "as_of", "message": "must be an RFC 3339 timestamp"}],
         )
-    return as_of.astimezone(UTC)
+    return as_of
 
 
 def account_out(account: service.LedgerAccount) -> AccountOut:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onetrip import ratelimit
-from onetrip.clock import utcnow
+from onetrip.clock import in_utc, utcnow
 from onetrip.db import Base, Database, UTCDateTime, get_database
 from onetrip.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from onetrip.pagination import check_limit
@@ -115,7 +115,7 @@ async def create_key(
         raise ValidationFailed("a department key is bound to exactly one department")
     if role == "courier" and not partner:
         raise ValidationFailed("a courier key is bound to one courier partner")
-    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= utcnow()):
+    if expires_at is not None and ((at := in_utc(expires_at)) is None or at <= utcnow()):
         raise ValidationFailed(
             "expires_at must be a time in the future, with a UTC offset",
             code="invalid_expiry",

@@ -6,7 +6,7 @@ Controllers parse, authorise, call one service function and shape the response.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from onetrip import metrics
 from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
+from onetrip.clock import in_utc
 from onetrip.db import get_database, unit_of_work
 from onetrip.errors import ValidationFailed
 from onetrip.idempotency import fingerprint, run_idempotent
@@ -279,20 +280,12 @@ def _require_offset(**moments: datetime | None) -> None:
     errors = [
         {"field": name.rstrip("_"), "message": "must be an RFC 3339 timestamp with an offset"}
         for name, moment in moments.items()
-        if moment is not None and (moment.tzinfo is None or not _fits_utc(moment))
+        if moment is not None and in_utc(moment) is None
     ]
     if errors:
         raise ValidationFailed(
             "timestamps need a UTC offset, e.g. 2026-03-01T00:00:00+08:00", errors=errors
         )
-
-
-def _fits_utc(moment: datetime) -> bool:
-    try:
-        moment.astimezone(UTC)
-    except OverflowError:
-        return False
-    return True
 
 
 class StripeWebhookController(Controller):

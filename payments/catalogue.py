@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger import service as ledger
-from onetrip.clock import utcnow
+from onetrip.clock import in_utc, utcnow
 from onetrip.db import get_database
 from onetrip.errors import Conflict, NotFound, ValidationFailed
 from onetrip.money import BPS_WHOLE
@@ -202,6 +202,11 @@ async def define_matter(session: AsyncSession, data: MatterIn) -> MatterInfo:
         raise ValidationFailed(
             "effective_from needs a time zone (RFC 3339)",
             errors=[{"field": "effective_from", "message": "must include a UTC offset"}],
+        )
+    if in_utc(effective_from) is None:
+        raise ValidationFailed(
+            "effective_from must fall within years 1 to 9999 in UTC",
+            errors=[{"field": "effective_from", "message": "out of range"}],
         )
     matter = await session.get(Matter, data.code)
     if matter is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import auth
+from tests.factories import PASSPORT, auth
 from tests.integration.test_payments_support import assert_problem
 
 pytest_plugins = ["tests.integration.test_payments_support"]
@@ -46,3 +46,27 @@ async def test_bounds_at_the_edge_that_utc_can_hold_still_work(app_client, keys)
         headers=auth(keys["psb"]),
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("moment", OUT_OF_RANGE_IN_UTC)
+async def test_a_fee_effective_from_outside_the_utc_calendar_is_a_validation_problem(
+    app_client, keys, moment
+):
+    matter = {**PASSPORT, "amount": 13000, "effective_from": moment}
+    response = await app_client.post(
+        "/api/v1/admin/matters", json=matter, headers=auth(keys["admin"])
+    )
+    assert_problem(response, 422, field="effective_from")
+
+
+@pytest.mark.parametrize("moment", OUT_OF_RANGE_IN_UTC)
+async def test_a_key_expiry_outside_the_utc_calendar_is_a_validation_problem(
+    app_client, keys, moment
+):
+    """Found by the Schemathesis run: a far-future expiry crashed key creation (500)."""
+    response = await app_client.post(
+        "/api/v1/admin/keys",
+        json={"role": "admin", "expires_at": moment},
+        headers=auth(keys["admin"]),
+    )
+    assert_problem(response, 422, code="invalid_expiry", field="expires_at")
