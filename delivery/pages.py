@@ -14,6 +14,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from onetrip.db import get_database
+from onetrip.i18n import page_language
 from onetrip.money import Money, format_amount
 from payments import service as payments
 from payments.models import Department
@@ -55,9 +56,7 @@ TEXT = {
 
 
 def language(request: Request[Any, Any, Any], applicant: dict[str, Any] | None) -> str:
-    """`?lang=` if the page speaks it, else the applicant's language, else Chinese."""
-    lang = request.query_params.get("lang") or (applicant or {}).get("language")
-    return lang if lang in TEXT else "zh-CN"
+    return page_language(request.query_params, applicant, TEXT)
 
 
 class TrackController(Controller):

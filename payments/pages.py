@@ -12,6 +12,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from onetrip.db import get_database
+from onetrip.i18n import page_language
 from onetrip.money import Money, format_amount
 from onetrip.settings import get_settings
 from payments import service
@@ -70,8 +71,7 @@ TEXT = {
 
 
 def language(request: Request[Any, Any, Any], payment: Any) -> str:
-    lang = request.query_params.get("lang") or (payment.applicant or {}).get("language")
-    return lang if lang in TEXT else "zh-CN"
+    return page_language(request.query_params, payment.applicant, TEXT)
 
 
 async def _department_name(code: str) -> str:
