@@ -36,13 +36,11 @@ LICENSE_TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (DISPATCHED, "deliver"): DELIVERED,
     (DISPATCHED, "return"): RETURNED,
     (PICKUP_READY, "collect"): COLLECTED,
-    # a department's redispatch (a new dispatch, perhaps to a corrected address) or the
-    # decision that the applicant collects it instead; a corrected address means a new
-    # cover sheet, so the licence goes back to be rendered and printed again
+    # a department's redispatch (a new dispatch and label, perhaps to a corrected
+    # address: the printed licence itself is unchanged) or the decision that the
+    # applicant collects it instead
     (RETURNED, "redispatch"): DISPATCHED,
     (NEEDS_ATTENTION, "redispatch"): DISPATCHED,
-    (RETURNED, "reprint"): RENDERED,
-    (NEEDS_ATTENTION, "reprint"): RENDERED,
     (RETURNED, "ready_for_pickup"): PICKUP_READY,
     (NEEDS_ATTENTION, "ready_for_pickup"): PICKUP_READY,
     (RETURNED, "no_partner"): NEEDS_ATTENTION,

@@ -1,4 +1,4 @@
-"""HTTP edges of the delivery domain (courier partners so far)."""
+"""Admin endpoints for courier partners."""
 
 from __future__ import annotations
 
