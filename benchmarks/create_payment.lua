@@ -38,7 +38,8 @@ function init(args)
   end
 end
 
-local template = '{"matter_code":"passport","reference":"CRJ-%s-%06d",'
+-- the reference is unique too (one payment per reference): run, thread and counter
+local template = '{"matter_code":"passport","reference":"CRJ-%s-%s-%06d",'
   .. '"applicant":{"name":"%s","phone":"13800138000","email":"applicant%d@example.cn","language":"zh-CN"},'
   .. '"return_url":"https://zwfw.example.gov.cn/onetrip/done?ref=%d",'
   .. '"delivery":{"method":"courier","address":{"recipient":"%s","phone":"13800138000",'
@@ -50,7 +51,7 @@ function request()
   counter = counter + 1
   local n = counter
   local name = surnames[(n % 10) + 1] .. givens[(math.floor(n / 10) % 10) + 1]
-  local body = string.format(template, tid, n, name, n, n, name,
+  local body = string.format(template, run_id, tid, n, name, n, n, name,
     districts[(n % 5) + 1], (n % 500) + 1, (n % 30) + 1, (n % 2000) + 101, (n % 40) + 1)
   local headers = {
     ["Authorization"] = "Bearer " .. api_key,

@@ -27,7 +27,7 @@ from ledger.types import (
 )
 from onetrip.clock import utcnow
 from onetrip.errors import Forbidden, NotFound, ValidationFailed
-from onetrip.pagination import check_limit
+from onetrip.pagination import check_cursor, check_limit
 
 
 def _visible(scope: Scope) -> Any:
@@ -81,7 +81,7 @@ async def list_accounts(
     stmt = select(*_ACCOUNT_COLUMNS).where(_visible(scope))
     if department is not None:
         stmt = stmt.where(accounts.c.department == department)
-    if cursor:
+    if cursor := check_cursor(cursor, "acct"):
         stmt = stmt.where(accounts.c.id < cursor)
     stmt = stmt.order_by(accounts.c.id.desc()).limit(limit + 1)
     rows = (await session.execute(stmt)).all()

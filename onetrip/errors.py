@@ -106,3 +106,17 @@ class ServiceUnavailable(OneTripError):
     status = 503
     code = "service_unavailable"
     title = "A dependency is unavailable"
+
+
+class DuplicateReference(Conflict):
+    """A department's business reference already has a payment that may still be paid
+    (or was): charging it again would take the fee twice."""
+
+    code = "duplicate_reference"
+    title = "This reference already has a payment"
+
+
+class UnsupportedMediaType(OneTripError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "The request body must be JSON"

@@ -1,16 +1,19 @@
 """Cursor pagination: `?limit=` (1..200) and `?cursor=` (the last id of the previous page).
 
 Ids are time-ordered, so the newest-first order is `ORDER BY id DESC` and the cursor is
-simply the last id returned.
+simply the last id returned. A cursor that is not such an id (of the list's kind, when
+it says which) is a 400 `invalid_cursor`: it was never returned by the list, and an
+empty page would let a client believe it had read everything.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Select
 
-from onetrip.errors import ValidationFailed
+from onetrip.errors import BadRequest, ValidationFailed
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -28,9 +31,43 @@ def check_limit(limit: int | None) -> int:
     return limit
 
 
-def page(stmt: Select[Any], id_column: Any, cursor: str | None, limit: int | None) -> Select[Any]:
-    """Newest first, after `cursor`, one extra row to know whether there is a next page."""
+#: what onetrip.ids.new_id makes: a prefix, `_`, 26 characters of Crockford base32
+_ID = re.compile(r"[a-z]{2,12}_[0-9a-hjkmnp-tv-z]{26}")
+
+
+class InvalidCursor(BadRequest):
+    code = "invalid_cursor"
+    title = "The cursor is not one this list returned"
+
+
+def check_cursor(cursor: str | None, prefix: str | None = None) -> str | None:
+    """`cursor` if it is an id as the list returns them (`prefix`: of that kind, e.g.
+    `pay`), else InvalidCursor (400). None and "" mean the first page."""
+    if not cursor:
+        return None
+    if _ID.fullmatch(cursor) is None or (
+        prefix is not None and not cursor.startswith(f"{prefix}_")
+    ):
+        raise InvalidCursor(
+            "cursor is not one this list returned: pass next_cursor from the previous "
+            "page as it is, or no cursor for the first page",
+            errors=[{"field": "cursor", "message": "is not a next_cursor of this list"}],
+        )
+    return cursor
+
+
+def page(
+    stmt: Select[Any],
+    id_column: Any,
+    cursor: str | None,
+    limit: int | None,
+    *,
+    prefix: str | None = None,
+) -> Select[Any]:
+    """Newest first, after `cursor` (checked: `check_cursor`), one extra row to know
+    whether there is a next page."""
     limit = check_limit(limit)
+    cursor = check_cursor(cursor, prefix)
     if cursor:
         stmt = stmt.where(id_column < cursor)
     return stmt.order_by(id_column.desc()).limit(limit + 1)

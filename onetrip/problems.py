@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from onetrip.errors import OneTripError, ServiceUnavailable
+from onetrip.jsonbody import plain_message
 
 log = logging.getLogger("onetrip.errors")
 
@@ -80,7 +81,7 @@ def _validation_error(request: Request[Any, Any, Any], item: dict[str, Any]) -> 
     if is_body and not key and message.strip("'") == "data":
         # Litestar's KeyError when there is no body at all
         return {"field": "body", "message": "a JSON request body is required"}
-    return {"field": key or "body", "message": message}
+    return {"field": key or "body", "message": plain_message(message)}
 
 
 def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[dict[str, str]]:

@@ -121,11 +121,18 @@ def _fields(value: Any, path: str, free: bool) -> Iterator[tuple[str, str, bool]
 
 def text_errors(value: msgspec.Struct) -> list[dict[str, str]]:
     """`[{field, message}]` for every string in `value` that the rules refuse."""
+    return text_errors_in(value, "", free=False)
+
+
+def text_errors_in(value: Any, path: str, *, free: bool) -> list[dict[str, str]]:
+    """`[{field, message}]` for every string in `value` (a Struct, or a decoded field:
+    text, a list, a dict) that the rules refuse; `path` names `value`, `free` says it
+    is free text."""
     errors: list[dict[str, str]] = []
-    for path, text, free in _fields(value, "", False):
-        problem = free_text_problem(text) if free else single_line_problem(text)
+    for field, text, is_free in _fields(value, path, free):
+        problem = free_text_problem(text) if is_free else single_line_problem(text)
         if problem:
-            errors.append({"field": path, "message": problem})
+            errors.append({"field": field, "message": problem})
     return errors
 
 
@@ -144,13 +151,14 @@ def _may_break_rules(value: msgspec.Struct) -> bool:
 
 def check_text(value: msgspec.Struct, *, urls: tuple[str, ...] = ()) -> None:
     """Refuse `value` (InvalidText, 400) if any string in it breaks the rules; `urls`
-    names fields that must also be absolute http(s) URLs.
+    (and the Struct's `__url_fields__`) name fields that must also be absolute http(s)
+    URLs.
 
     The code is `invalid_characters` when a character is refused, `validation_failed`
     when the only problems are blank names or URLs that are not http(s)."""
     errors = text_errors(value) if _may_break_rules(value) else []
     named = {error["field"] for error in errors}
-    for field in urls:
+    for field in (*urls, *getattr(value, "__url_fields__", ())):
         url = getattr(value, field)
         if field not in named and isinstance(url, str) and (problem := url_problem(url)):
             errors.append({"field": field, "message": problem})

@@ -1,31 +1,38 @@
-"""Creating payments: checked against the catalogue, inserted with their outbox event.
+"""Creating payments: checked against the catalogue and the department's references,
+inserted with their outbox event.
 
-On PostgreSQL the API's create path is one raw statement and one round trip (see
+On PostgreSQL the API's create path is one raw transaction of three round trips (see
 `_CREATE_ONCE_SQL`); elsewhere a unit of work through the session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from onetrip import idempotency, metrics, outbox
 from onetrip.auth import Principal
 from onetrip.clock import utcnow
 from onetrip.db import connection_lost, get_database
-from onetrip.errors import IdempotencyInProgress, OneTripError, ValidationFailed
+from onetrip.errors import (
+    DuplicateReference,
+    IdempotencyInProgress,
+    OneTripError,
+    ValidationFailed,
+)
 from onetrip.ids import new_id, new_token
 from onetrip.settings import get_settings
 from payments import catalogue, events
 from payments.models import Payment
 from payments.schemas import PaymentIn
-from payments.states import CREATED
+from payments.states import CREATED, NEEDS_REVIEW, STARTED, SUCCEEDED
 from payments.views import PaymentView, new_payment_view
 
 PAYMENTS = Payment.__table__
@@ -102,12 +109,63 @@ def new_payment_values(
     }
 
 
+#: a payment in these states holds its reference: it may still be paid, or was paid (a
+#: new payment for the reference is fine once the earlier one failed, was cancelled or
+#: expired)
+HOLDS_REFERENCE = (CREATED, STARTED, SUCCEEDED, NEEDS_REVIEW)
+
+
+def reference_lock(department: str, reference: str) -> int:
+    """The PostgreSQL advisory lock (a signed 64-bit key) that serialises creating
+    payments for one department's reference, so two concurrent requests cannot both
+    find it free."""
+    digest = hashlib.blake2b(
+        f"payment-reference\x1f{department}\x1f{reference}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def duplicate_reference(reference: str, payment_id: str, status: str) -> DuplicateReference:
+    return DuplicateReference(
+        f"reference {reference} already has payment {payment_id} ({status}); a new payment "
+        "for it can be created once that one has failed, been cancelled or expired",
+        errors=[{"field": "reference", "message": f"already used by payment {payment_id}"}],
+        extra={"existing_payment_id": payment_id, "existing_payment_status": status},
+    )
+
+
+async def check_reference_free(session: AsyncSession, department: str, reference: str) -> None:
+    """Refuse (409 duplicate_reference) a reference that a payment of the department
+    holds. On PostgreSQL the reference's advisory lock is taken first, in the caller's
+    transaction, and held until it ends; SQLite's writers are serialised anyway
+    (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(func.pg_advisory_xact_lock(reference_lock(department, reference)))
+        )
+    holder = (
+        await session.execute(
+            select(PAYMENTS.c.id, PAYMENTS.c.status)
+            .where(
+                PAYMENTS.c.department == department,
+                PAYMENTS.c.reference == reference,
+                PAYMENTS.c.status.in_(HOLDS_REFERENCE),
+            )
+            .limit(1)
+        )
+    ).first()
+    if holder is not None:
+        raise duplicate_reference(reference, holder.id, holder.status)
+
+
 async def create_payment(
     session: AsyncSession, principal: Principal, data: PaymentIn
 ) -> PaymentView:
     """Create a payment in the caller's unit of work (payment row + outbox event) and
-    return its view. `create_payment_once` is the API's entry point."""
+    return its view; 409 duplicate_reference if the reference is held (see
+    `HOLDS_REFERENCE`). `create_payment_once` is the API's entry point."""
     values = new_payment_values(principal, await catalogue.matter_info(data.matter_code), data)
+    await check_reference_free(session, values["department"], values["reference"])
     await session.execute(insert(PAYMENTS).values(values))
     await outbox.record_event(
         session,
@@ -121,18 +179,30 @@ async def create_payment(
     return new_payment_view(values)
 
 
-# The create path on PostgreSQL, in one statement and one round trip (autocommit):
-# claim the Idempotency-Key, and only if it was new insert the payment and its outbox
-# event. A concurrent request with the same key waits on the key's unique index and
-# inserts nothing. Measured: ~0.8 ms of API CPU per payment instead of ~3.5 ms through
-# the session (benchmarks/RESULTS.md). The columns must follow payments/models.py and
+# The create path on PostgreSQL: one transaction of three round trips. The first takes
+# the reference's advisory lock (`reference_lock`, an integer: safe to send as text).
+# The statement then checks, on a snapshot taken after the lock, that no payment holds
+# the reference (one indexed query, ix_payments_department_reference), and only if none
+# does and the Idempotency-Key was new, claims the key and inserts the payment and its
+# outbox event. A concurrent request with the same key waits on the key's unique index
+# (or the lock) and inserts nothing; one with the same reference waits on the lock and
+# then finds the first payment. Measured before the reference check (one round trip):
+# ~0.8 ms of API CPU per payment instead of ~3.5 ms through the session
+# (benchmarks/RESULTS.md). The columns must follow payments/models.py and
 # onetrip/outbox.py, onetrip/idempotency.py; every PostgreSQL test of payment creation
 # runs through here.
+_LOCK_SQL = "BEGIN; SELECT pg_advisory_xact_lock({lock:d})"
+
 _CREATE_ONCE_SQL = """
-WITH claim AS (
+WITH holder AS (
+    SELECT id, status FROM payments
+     WHERE department = $8 AND reference = $11 AND status IN ({holds})
+     LIMIT 1
+), claim AS (
     INSERT INTO idempotency_keys
            (scope, key, fingerprint, resource_id, status_code, response, created_at)
-    VALUES ($1, $2, $3, $4, 201, $5::json, $6)
+    SELECT $1, $2, $3, $4, 201, $5::json, $6
+     WHERE NOT EXISTS (SELECT 1 FROM holder)
     ON CONFLICT (scope, key) DO NOTHING
     RETURNING key
 ), payment AS (
@@ -148,8 +218,10 @@ WITH claim AS (
     INSERT INTO outbox_events (id, type, payment_id, subject_id, department, data, occurred_at)
     SELECT $22, 'payment.created', $4, $4, $8, $23::json, $6 FROM claim
 )
-SELECT count(*) FROM claim
-"""
+SELECT (SELECT count(*) FROM claim) AS claimed,
+       (SELECT id FROM holder) AS holder_id,
+       (SELECT status FROM holder) AS holder_status
+""".format(holds=", ".join(f"'{status}'" for status in HOLDS_REFERENCE))
 
 _json_encode = msgspec.json.Encoder().encode
 
@@ -168,21 +240,44 @@ _CONNECTION_LOST = (
 )
 
 
-async def _claim_and_insert(engine: AsyncEngine, args: tuple[Any, ...]) -> int:
-    """Run `_CREATE_ONCE_SQL` on a pooled connection; the number of claims it made.
+async def _create_in_transaction(raw: asyncpg.Connection, lock: int, args: tuple[Any, ...]) -> Any:
+    """Lock the reference, run `_CREATE_ONCE_SQL` and commit; its row. Never leaves the
+    connection inside a transaction: rolled back on any error, closed if even that
+    fails (the pool guard replaces a closed connection at its next checkout)."""
+    committed = False
+    try:
+        await raw.execute(_LOCK_SQL.format(lock=lock))
+        row = await raw.fetchrow(_CREATE_ONCE_SQL, *args)
+        await raw.execute("COMMIT")
+        committed = True
+        return row
+    finally:
+        if not committed and not raw.is_closed() and raw.is_in_transaction():
+            try:
+                await raw.execute("ROLLBACK")
+            except BaseException:
+                raw.terminate()
+                raise
 
-    The raw statement bypasses SQLAlchemy's disconnect handling, so a connection that
-    turns out dead is invalidated here (never put back in the pool), and the statement
-    is sent once more on a fresh one. Sending it again is safe: the same Idempotency-Key
-    claim is in the same statement, so if the first attempt did commit, the second
-    claims nothing and the caller returns the stored first response.
+
+async def _claim_and_insert(engine: AsyncEngine, lock: int, args: tuple[Any, ...]) -> Any:
+    """Run `_CREATE_ONCE_SQL` under the reference's lock on a pooled connection; its row
+    (`claimed`: the number of claims it made; `holder_id`, `holder_status`: a payment
+    that holds the reference).
+
+    The raw statements bypass SQLAlchemy's disconnect handling, so a connection that
+    turns out dead is invalidated here (never put back in the pool), and the
+    transaction is sent once more on a fresh one. Sending it again is safe: the same
+    Idempotency-Key claim is in the same statement, so if the first attempt did commit,
+    the second claims nothing (it finds the first payment holding the reference) and
+    the caller returns the stored first response.
     """
     for attempt in (1, 2):
         async with engine.connect() as connection:
             pooled = await connection.get_raw_connection()
             raw = pooled.driver_connection
             try:
-                return int(await raw.fetchval(_CREATE_ONCE_SQL, *args))
+                return await _create_in_transaction(raw, lock, args)
             except (asyncpg.InterfaceError, *_CONNECTION_LOST) as exc:
                 lost = raw.is_closed() or isinstance(exc, _CONNECTION_LOST)
                 if not lost:
@@ -203,7 +298,8 @@ async def create_payment_once(
     principal: Principal, data: PaymentIn, key: str | None, request_fingerprint: str
 ) -> tuple[int, Any]:
     """Create a payment under an Idempotency-Key; returns (status, body), the first
-    response again on a replay. One round trip on PostgreSQL, a unit of work elsewhere."""
+    response again on a replay; 409 duplicate_reference if a payment holds the reference.
+    One short raw transaction on PostgreSQL, a unit of work elsewhere."""
     database = get_database()
     if database.is_sqlite:
 
@@ -251,12 +347,16 @@ async def create_payment_once(
         new_id("evt"),
         _json_encode(events.payment_created(values)).decode(),
     )
-    claimed = await _claim_and_insert(database.engine, args)
-    if claimed:
+    lock = reference_lock(values["department"], values["reference"])
+    row = await _claim_and_insert(database.engine, lock, args)
+    if row["claimed"]:
         database.notify_committed()
         metrics.payments_created.labels(principal.department).inc()
         return 201, body
+    # A replay of a request that was answered (its payment holds the reference too)
     stored = await idempotency.stored_response(scope, key, request_fingerprint)
-    if stored is None:  # cannot happen: a claim that did not insert found a row
-        raise IdempotencyInProgress()
-    return stored
+    if stored is not None:
+        return stored
+    if row["holder_id"] is not None:
+        raise duplicate_reference(values["reference"], row["holder_id"], row["holder_status"])
+    raise IdempotencyInProgress()  # cannot happen: a claim that did not insert found a row

@@ -10,21 +10,59 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip import outbox
 from onetrip.auth import Principal
-from onetrip.errors import NotFound
+from onetrip.errors import Forbidden, NotFound
 from onetrip.pagination import envelope, page
 from payments.models import Payment, Refund
 from payments.views import RefundView, TimelineEntry, payment_view, refund_view
 
 
-async def get_payment(
-    session: AsyncSession, principal: Principal, payment_id: str, *, lock: bool = False
-) -> Payment:
-    """The payment if the key may see it; another department's payment is a 404."""
+def holds_share(principal: Principal, payment: Payment) -> bool:
+    """Whether a department the key sees is in the payment's fee split (a joint
+    matter: the departments it is booked to besides its owner)."""
+    return any(
+        principal.sees_department(share.get("department")) for share in payment.fee_split or ()
+    )
+
+
+async def _load(session: AsyncSession, payment_id: str, lock: bool) -> Payment:
     stmt = select(Payment).where(Payment.id == payment_id)
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     payment = (await session.execute(stmt)).scalar_one_or_none()
-    if payment is None or not principal.sees_department(payment.department):
+    if payment is None:
+        raise NotFound(f"no payment {payment_id}", code="payment_not_found")
+    return payment
+
+
+async def get_payment(
+    session: AsyncSession, principal: Principal, payment_id: str, *, lock: bool = False
+) -> Payment:
+    """The payment if the key may act on it: its department's (or any, for admins and
+    all-department keys). The way to a payment that is to be changed.
+
+    A department that only has a share of it (in a joint matter's fee split) may read it
+    (`get_readable_payment`) but not cancel, refund or collect it: 403
+    `not_payment_owner`, since it can see the payment anyway; for any other department
+    it is a 404, never a hint that it exists."""
+    payment = await _load(session, payment_id, lock)
+    if not principal.sees_department(payment.department):
+        if holds_share(principal, payment):
+            raise Forbidden(
+                f"payment {payment_id} belongs to {payment.department}; a department with "
+                "a share of its fee may read it, only its own department may change it",
+                code="not_payment_owner",
+            )
+        raise NotFound(f"no payment {payment_id}", code="payment_not_found")
+    return payment
+
+
+async def get_readable_payment(
+    session: AsyncSession, principal: Principal, payment_id: str
+) -> Payment:
+    """The payment if the key may read it: its department's, or one whose fee split
+    books a share to a department the key sees (a joint matter); else a 404."""
+    payment = await _load(session, payment_id, False)
+    if not (principal.sees_department(payment.department) or holds_share(principal, payment)):
         raise NotFound(f"no payment {payment_id}", code="payment_not_found")
     return payment
 
@@ -50,7 +88,9 @@ async def list_payments(
     limit: int | None,
     cursor: str | None,
 ) -> dict[str, Any]:
-    """One page of the payments the key may see, newest first."""
+    """One page of the key's own departments' payments, newest first (not those of
+    other departments it has a share of in a joint matter: it reads those one by one,
+    by id, e.g. from its ledger entries)."""
     stmt = select(Payment)
     if principal.role != "admin" and not principal.all_departments:
         stmt = stmt.where(Payment.department.in_(principal.departments))
@@ -62,15 +102,16 @@ async def list_payments(
         stmt = stmt.where(Payment.created_at >= created_from)
     if created_to:
         stmt = stmt.where(Payment.created_at < created_to)
-    rows = (await session.execute(page(stmt, Payment.id, cursor, limit))).scalars().all()
+    query = page(stmt, Payment.id, cursor, limit, prefix="pay")
+    rows = (await session.execute(query)).scalars().all()
     return envelope([payment_view(p, principal) for p in rows], limit, id_of=lambda view: view.id)
 
 
 async def timeline(
     session: AsyncSession, principal: Principal, payment_id: str
 ) -> list[TimelineEntry]:
-    """Everything that happened to a payment, oldest first."""
-    await get_payment(session, principal, payment_id)
+    """Everything that happened to a payment the key may read, oldest first."""
+    await get_readable_payment(session, principal, payment_id)
     table = outbox.OutboxEvent.__table__
     rows = (
         await session.execute(
@@ -85,8 +126,8 @@ async def timeline(
 async def list_refunds(
     session: AsyncSession, principal: Principal, payment_id: str
 ) -> list[RefundView]:
-    """The refunds of a payment the key may see, oldest first."""
-    await get_payment(session, principal, payment_id)
+    """The refunds of a payment the key may read, oldest first."""
+    await get_readable_payment(session, principal, payment_id)
     rows = (
         await session.execute(
             select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.id)

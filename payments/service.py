@@ -27,7 +27,14 @@ from payments.lifecycle import (
     sandbox_pay,
     start_online,
 )
-from payments.queries import get_payment, list_payments, list_refunds, payment_by_token, timeline
+from payments.queries import (
+    get_payment,
+    get_readable_payment,
+    list_payments,
+    list_refunds,
+    payment_by_token,
+    timeline,
+)
 from payments.receipts import receipt_data, receipt_pdf, render_receipt
 from payments.refunds import (
     STALLED_REFUND_SECONDS,
@@ -55,6 +62,7 @@ __all__ = [
     "create_payment_once",
     "expire_due_payments",
     "get_payment",
+    "get_readable_payment",
     "handle_stripe_event",
     "list_payments",
     "list_refunds",

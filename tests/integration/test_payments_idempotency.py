@@ -87,12 +87,16 @@ async def test_idempotency_key_over_255_characters_is_400(app_client, keys):
 
 
 async def test_idempotency_keys_are_scoped_per_api_key(app_client, keys):
-    body = payment_body(reference="CRJ-2026-000104")
     online = await app_client.post(
-        "/api/v1/payments", json=body, headers=auth(keys["psb"], "order-1")
+        "/api/v1/payments",
+        json=payment_body(reference="CRJ-2026-000104"),
+        headers=auth(keys["psb"], "order-1"),
     )
+    # another reference: one reference has one payment (test_duplicate_reference.py)
     window = await app_client.post(
-        "/api/v1/payments", json=body, headers=auth(keys["psb_window"], "order-1")
+        "/api/v1/payments",
+        json=payment_body(reference="CRJ-2026-000104-W"),
+        headers=auth(keys["psb_window"], "order-1"),
     )
     assert online.status_code == window.status_code == 201
     assert online.json()["id"] != window.json()["id"]
