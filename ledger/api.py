@@ -28,6 +28,7 @@ from onetrip.auth import Principal, finance_key
 from onetrip.clock import in_utc
 from onetrip.db import get_database
 from onetrip.errors import ValidationFailed
+from onetrip.openapi import documented
 from onetrip.pagination import MAX_LIMIT
 
 Limit = Parameter(ge=1, le=MAX_LIMIT, required=False, description=f"1..{MAX_LIMIT}, default 50")
@@ -73,7 +74,11 @@ class LedgerController(Controller):
     tags = ["finance"]
     dependencies = {"principal": Provide(finance_key)}
 
-    @get("/accounts", summary="Ledger accounts the key may see, newest first")
+    @get(
+        "/accounts",
+        summary="Ledger accounts the key may see, newest first",
+        opt=documented(errors={403: ["department_not_allowed"]}),
+    )
     async def list_accounts(
         self,
         principal: Principal,
@@ -91,13 +96,21 @@ class LedgerController(Controller):
             )
         return AccountPage(data=[account_out(a) for a in page.items], next_cursor=page.next_cursor)
 
-    @get("/accounts/{account_id:str}", summary="One ledger account and its balance")
+    @get(
+        "/accounts/{account_id:str}",
+        summary="One ledger account and its balance",
+        opt=documented(errors={404: ["account_not_found"]}),
+    )
     async def get_account(self, principal: Principal, account_id: str) -> AccountOut:
         async with get_database().session() as session:
             account = await service.get_account(session, account_id, scope=scope_of(principal))
         return account_out(account)
 
-    @get("/accounts/{account_id:str}/entries", summary="An account's entries, newest first")
+    @get(
+        "/accounts/{account_id:str}/entries",
+        summary="An account's entries, newest first",
+        opt=documented(errors={404: ["account_not_found"]}),
+    )
     async def list_entries(
         self,
         principal: Principal,
@@ -125,7 +138,11 @@ class LedgerController(Controller):
             next_cursor=page.next_cursor,
         )
 
-    @get("/transactions/{transaction_id:str}", summary="A ledger transaction and its entries")
+    @get(
+        "/transactions/{transaction_id:str}",
+        summary="A ledger transaction and its entries",
+        opt=documented(errors={404: ["transaction_not_found"]}),
+    )
     async def get_transaction(self, principal: Principal, transaction_id: str) -> TransactionOut:
         scope = scope_of(principal)
         async with get_database().session() as session:
@@ -151,7 +168,11 @@ class LedgerController(Controller):
             departments=None if scope is None else sorted(scope),
         )
 
-    @get("/trial-balance", summary="Debits and credits per account as of a time")
+    @get(
+        "/trial-balance",
+        summary="Debits and credits per account as of a time",
+        opt=documented(errors={422: ["invalid_as_of"]}),
+    )
     async def trial_balance(
         self,
         principal: Principal,

@@ -21,6 +21,7 @@ from onetrip.db import Database, get_database, set_database
 from onetrip.health import HealthController
 from onetrip.jsonbody import API_BODY_LIMIT, CheckedJSONRequest
 from onetrip.logs import configure_logging
+from onetrip.openapi import SECURITY_SCHEME, assets_router, documented, render_plugins
 from onetrip.problems import exception_handlers
 from onetrip.ratelimit import PageRateLimit
 from onetrip.settings import Settings, get_settings
@@ -29,11 +30,33 @@ from onetrip.settings import Settings, get_settings
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = True
+    tags = ["operations"]
+    opt = documented(response_content={"text/plain": {"type": "string"}}, uses_database=False)
 
 
 def route_handlers() -> list[Any]:
     """The app's own handlers, then every domain's (from the one list of domains)."""
-    return [HealthController, MetricsController, *domains.route_handlers()]
+    return [HealthController, MetricsController, assets_router(), *domains.route_handlers()]
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The document at /schema/openapi.json (completed by onetrip.openapi) and its UI,
+    served from the service's own files: /schema works with no internet."""
+    return OpenAPIConfig(
+        title="OneTrip",
+        version="1.0.0",
+        description="One payment API for every government matter, with licence delivery.",
+        path="/schema",
+        render_plugins=render_plugins(),
+        components=Components(
+            security_schemes={
+                SECURITY_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="OneTrip API key"
+                )
+            }
+        ),
+        security=[{SECURITY_SCHEME: []}],
+    )
 
 
 class AuthenticateFirst:
@@ -109,20 +132,7 @@ def create_app(
         template_config=TemplateConfig(
             directory=domains.template_dirs(), engine=JinjaTemplateEngine
         ),
-        openapi_config=OpenAPIConfig(
-            title="OneTrip",
-            version="1.0.0",
-            description="One payment API for every government matter, with licence delivery.",
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(
-                        type="http", scheme="bearer", description="OneTrip API key"
-                    )
-                }
-            ),
-            security=[{"apiKey": []}],
-        ),
+        openapi_config=openapi_config(),
         debug=False,
         logging_config=None,  # onetrip.logs configures logging for every process
     )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip.auth import ApiKey, Principal, admin_key, create_key, key_cache, list_keys, revoke_key
 from onetrip.db import get_database, unit_of_work
+from onetrip.openapi import documented
 from onetrip.pagination import MAX_LIMIT
 
 #: Refuses (ValidationFailed) departments or a partner that do not exist.
@@ -98,6 +99,22 @@ def admin_keys_controller(check_scope: ScopeCheck) -> type[Controller]:
             "/",
             summary="Create an API key (the key is in this response only)",
             status_code=HTTP_201_CREATED,
+            opt=documented(
+                errors={
+                    422: [
+                        "validation_failed",
+                        "invalid_role",
+                        "invalid_expiry",
+                        "unknown_department",
+                        "unknown_partner",
+                    ]
+                },
+                request_example={
+                    "role": "department",
+                    "name": "出入境业务系统",
+                    "departments": ["PSB"],
+                },
+            ),
         )
         async def create_api_key(self, principal: Principal, data: KeyIn) -> CreatedKeyOut:
             async with unit_of_work() as session:
@@ -117,6 +134,7 @@ def admin_keys_controller(check_scope: ScopeCheck) -> type[Controller]:
             "/{key_id:str}",
             summary="Revoke an API key (every process refuses it within 5 seconds)",
             status_code=HTTP_200_OK,
+            opt=documented(errors={404: ["api_key_not_found"]}),
         )
         async def revoke_api_key(self, principal: Principal, key_id: str) -> KeyOut:
             async with unit_of_work() as session:

@@ -288,4 +288,49 @@ async def app_client(
     if request.node.get_closest_marker("with_worker") is not None:
         app = create_app(get_settings(), embedded_worker=True)
     async with AsyncTestClient(app=app) as client:
+        check_conformance(request, client)  # issue 7: responses as documented
         yield client
+
+
+@pytest.fixture(scope="session")
+def openapi_conformance(api_app: Any) -> Any:
+    """Checks responses against the app's served OpenAPI document (built once)."""
+    from onetrip.openapi import document
+    from tests.integration.test_openapi_support import Conformance
+
+    return Conformance(document(api_app))
+
+
+def check_conformance(request: pytest.FixtureRequest, client: Any) -> None:
+    """On the payments, ledger and keys test modules (or one setting
+    OPENAPI_CONFORMANCE = True), fail every request whose response the OpenAPI
+    document does not describe (tests/integration/test_openapi_support.py)."""
+    from tests.integration.test_openapi_support import checked
+
+    if request.module is None or not checked(request.module):
+        return
+    conformance = request.getfixturevalue("openapi_conformance")
+
+    async def check(response: Any) -> None:
+        await response.aread()
+        wrong = conformance.problems(
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.headers.get("content-type"),
+            dict(response.headers),
+            response.content,
+        )
+        assert not wrong, "response not as the OpenAPI document says:\n" + "\n".join(wrong)
+
+    client.event_hooks["response"].append(check)
+
+
+# --- CUPS (print runs) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def cups_url() -> str:
+    """The IPP URL of a real CUPS queue printing to cups-pdf (ONETRIP_TEST_CUPS_URL,
+    `.ci/run` sets it up); skips without it, fails in CI."""
+    return service_url("cups")

@@ -24,6 +24,7 @@ the bodies exactly as generated.
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 from hypothesis import strategies as st
@@ -84,15 +85,23 @@ def printable(value: Any) -> Any:
     return "".join(c for c in value if c.isprintable() and not c.isspace()) or "x"
 
 
+_references = itertools.count(1)
+
+
 def acceptable_payment(body: Any) -> Any:
     """A payment a department system would create (the passport, an absolute return URL,
     a courier address), with the generated reference, quantity and metadata as printable
-    text. A body that is not an object stays as generated."""
+    text. A body that is not an object stays as generated.
+
+    The reference is made unique (a department charges a reference once: a second
+    payment for it is a 409 `duplicate_reference`), so a scenario replayed by Hypothesis
+    meets the same answers however many payments earlier scenarios created."""
     if not isinstance(body, dict):
         return body
     acceptable = payment_body()
-    if "reference" in body:
-        acceptable["reference"] = printable(body["reference"])
+    unique = f"-{next(_references)}"
+    reference = printable(body.get("reference", acceptable["reference"]))
+    acceptable["reference"] = reference[: 100 - len(unique)] + unique
     if "quantity" in body:
         acceptable["quantity"] = body["quantity"]
     if isinstance(body.get("metadata"), dict):
