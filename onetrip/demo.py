@@ -1,14 +1,33 @@
-"""Demo data: a realistic catalogue, keys, and how to try it."""
+"""Demo data: a realistic catalogue, keys, and how to try it.
+
+The demo's keys are minted on the first run and kept in a file beside the database
+(`onetrip-demo-keys.json`, mode 600: they are credentials), so the next runs show the
+same keys again instead of minting new ones. A key of the file that no longer works
+(revoked, expired, deleted, or a file from another database) is minted again.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from onetrip.auth import create_key
+from onetrip.auth import KeyCache, create_key, principal_for_key
 from onetrip.db import unit_of_work
+from onetrip.errors import Unauthorized
 from onetrip.migrate import upgrade_async
 from onetrip.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+KEYS_FILE = "onetrip-demo-keys.json"
+#: the courier simulator's own key: kept in the file, not printed
+SIMULATOR_KEY = "courier-simulator:SF"
 
 DEPARTMENTS = [
     ("PSB", "市公安局"),
@@ -93,9 +112,121 @@ MATTERS: list[tuple[str, str, str, int, bool, bool, list[tuple[str, int]] | None
 ]
 
 
+@dataclass(frozen=True)
+class DemoKey:
+    """One key the demo hands out: the name it is shown under, and what it may do."""
+
+    name: str
+    role: str
+    label: str
+    departments: tuple[str, ...] = ()
+    partner: str | None = None
+
+
+def demo_key_specs() -> list[DemoKey]:
+    """Every key of the demo, in the order they are shown."""
+    return [
+        DemoKey("admin", "admin", "demo admin"),
+        DemoKey("finance", "finance", "demo finance (all departments)"),
+        DemoKey("courier:SF", "courier", "demo courier", partner="SF"),
+        DemoKey(SIMULATOR_KEY, "courier", "courier simulator", partner="SF"),
+        *(
+            DemoKey(f"department:{code}", "department", f"demo {code}", departments=(code,))
+            for code, _ in DEPARTMENTS
+        ),
+    ]
+
+
+def keys_file_path() -> Path:
+    """Where the demo keeps its keys: beside the SQLite file, else in the working folder."""
+    settings = get_settings()
+    if settings.is_sqlite:
+        database = settings.database_url.split("://", 1)[1]
+        if database.startswith("/"):
+            database = database[1:]  # sqlite:///relative, sqlite:////absolute
+        database = database.split("?", 1)[0]
+        if database and database != ":memory:":
+            return Path(database).parent / KEYS_FILE
+    return Path(KEYS_FILE)
+
+
+def read_keys_file(path: Path) -> dict[str, str]:
+    """The keys kept in `path`, by name; none when it is missing or unreadable."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read %s (%s): minting new demo keys", path, exc)
+        return {}
+    keys = kept.get("keys") if isinstance(kept, dict) else None
+    if not isinstance(keys, dict):
+        return {}
+    return {name: key for name, key in keys.items() if isinstance(key, str)}
+
+
+def write_keys_file(path: Path, keys: dict[str, str]) -> None:
+    """Keep `keys` in `path`, readable by its owner only (mode 600 from its creation:
+    written to a new file made with that mode, then renamed over the old one)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    body = json.dumps({"keys": keys}, ensure_ascii=False, indent=2) + "\n"
+    with contextlib.suppress(FileNotFoundError):  # left by a run that died writing it
+        os.unlink(temporary)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(body)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+async def _still_works(spec: DemoKey, key: str) -> bool:
+    """True when `key` authenticates now, as what `spec` says (not revoked or expired)."""
+    try:
+        principal = await principal_for_key(key, cache=KeyCache())
+    except Unauthorized:
+        return False
+    return (principal.role, principal.departments, principal.partner) == (
+        spec.role,
+        spec.departments,
+        spec.partner,
+    )
+
+
+async def demo_keys(path: Path) -> tuple[dict[str, str], bool]:
+    """The demo's keys by name: those kept in `path` that still work, and new ones for
+    the rest (then `path` is written again). Returns the keys and whether any was new."""
+    kept = read_keys_file(path)
+    keys: dict[str, str] = {}
+    missing: list[DemoKey] = []
+    for spec in demo_key_specs():
+        key = kept.get(spec.name)
+        if key is not None and await _still_works(spec, key):
+            keys[spec.name] = key
+        else:
+            missing.append(spec)
+    if missing:
+        async with unit_of_work() as session:
+            for spec in missing:
+                _, keys[spec.name] = await create_key(
+                    session,
+                    spec.role,
+                    departments=list(spec.departments),
+                    partner=spec.partner,
+                    name=spec.label,
+                )
+        keys = {spec.name: keys[spec.name] for spec in demo_key_specs()}  # shown in order
+        write_keys_file(path, keys)
+    return keys, bool(missing)
+
+
 async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
-    """Create the demo catalogue and one key per audience (idempotent for the catalogue;
-    new keys every time, since keys are shown only once)."""
+    """Create the demo catalogue and one key per audience, and print how to try it.
+    Idempotent: the catalogue is made once, the keys kept in `keys_file_path()` and
+    shown again on the next runs (see `demo_keys`)."""
     from delivery.models import CourierPartner
     from delivery.schemas import CourierPartnerIn, ServiceArea
     from delivery.service import create_partner
@@ -134,18 +265,11 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
                     service_areas=[ServiceArea(province="浙江省"), ServiceArea(province="上海市")],
                 ),
             )
-        keys: dict[str, str] = {}
-        _, keys["admin"] = await create_key(session, "admin", name="demo admin")
-        _, keys["finance"] = await create_key(
-            session, "finance", name="demo finance (all departments)"
-        )
-        _, keys["courier:SF"] = await create_key(
-            session, "courier", partner="SF", name="demo courier"
-        )
-        for code, _ in DEPARTMENTS:
-            _, keys[f"department:{code}"] = await create_key(
-                session, "department", departments=[code], name=f"demo {code}"
-            )
+    keys, minted = await demo_keys(keys_file_path())
+    from delivery.simulator import use_key
+
+    # the simulated courier acts as SF through the courier API with a key of its own
+    use_key(keys.pop(SIMULATOR_KEY))
     base = get_settings().public_url
     echo("")
     echo("OneTrip demo — seeded departments, matters and keys")
@@ -153,6 +277,11 @@ async def seed_demo(echo: Callable[[str], Any] = print) -> dict[str, str]:
     echo(f"  Health         {base}/health/ready    Metrics: {base}/metrics")
     for name, key in keys.items():
         echo(f"  key {name:<16} {key}")
+    path = keys_file_path().resolve()
+    if minted:
+        echo(f"  keys kept in   {path} (mode 600): shown again by the next `onetrip demo`")
+    else:
+        echo(f"  keys from      {path} (still valid; delete the file for new ones)")
     echo("")
     echo("Create a passport payment as the public security bureau, then open its payment_url:")
     echo(

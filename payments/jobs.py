@@ -10,17 +10,40 @@ from onetrip.scheduler import periodic
 from payments import receipts, service
 
 
-async def _draw_receipt(event: Event) -> bytes | None:
+async def _draw_receipt(event: Event) -> receipts.DrawnReceipt | None:
     # Drawing takes milliseconds of CPU: outside the unit of work, so no lock waits on it.
     return await receipts.draw_receipt(event.payment_id) if event.payment_id else None
 
 
 @consumes("payment.succeeded", consumer="payments.receipt", queue="payments", prepare=_draw_receipt)
-async def render_payment_receipt(session: AsyncSession, event: Event, pdf: bytes | None) -> None:
+async def render_payment_receipt(
+    session: AsyncSession, event: Event, drawn: receipts.DrawnReceipt | None
+) -> None:
     """Keep the receipt PDF once a payment succeeds (served by the API). No PDF: one was
     kept already (asked for before the job ran), or the payment is not succeeded."""
-    if pdf is not None and event.payment_id:
-        await receipts.keep_receipt(session, event.payment_id, pdf)
+    if drawn is not None:
+        await receipts.keep_receipt(session, drawn)
+
+
+async def _redraw_receipt(event: Event) -> receipts.DrawnReceipt | None:
+    return await receipts.redraw_if_stale(event.payment_id) if event.payment_id else None
+
+
+@consumes(
+    "refund.succeeded",
+    "refund.failed",
+    consumer="payments.receipt_refunds",
+    queue="payments",
+    prepare=_redraw_receipt,
+)
+async def reissue_receipt_after_refund(
+    session: AsyncSession, event: Event, drawn: receipts.DrawnReceipt | None
+) -> None:
+    """Re-issue the receipt (same number, next version) once a refund is paid back, or
+    undone after that (returned by the bank); a refund that failed before it was ever
+    paid changes nothing, so nothing is drawn. Another version kept meanwhile stands."""
+    if drawn is not None:
+        await receipts.store_receipt(session, drawn)
 
 
 @periodic(60)

@@ -120,7 +120,9 @@ class Refund(Base):
 
 
 class Receipt(Base):
-    """The rendered receipt PDF of a succeeded payment (rendered once, by a job)."""
+    """The current receipt PDF of a succeeded payment: rendered by a job when it
+    succeeds, re-issued (same number, next version) when refunds change or when it was
+    drawn with a font that was not embedded and an embedded one is available now."""
 
     __tablename__ = "payment_receipts"
 
@@ -128,3 +130,11 @@ class Receipt(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     rendered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The Chinese font it was drawn with (`path#index`, or STSong-Light) and whether
+    # that was embedded; None for receipts kept before fonts were recorded.
+    font: Mapped[str | None] = mapped_column(String(500))
+    font_embedded: Mapped[bool | None] = mapped_column(Boolean)
+    # Ids of the succeeded refunds it shows, oldest first; None: kept before refunds
+    # were listed (then it shows the payment's refunded total when it was drawn).
+    refund_ids: Mapped[list[str] | None] = mapped_column(JSON)

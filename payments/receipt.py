@@ -66,6 +66,12 @@ class ReceiptData:
     amount_refunded: int = 0
     #: what was paid, when it differs from the fee (a payment accepted after review)
     amount_received: int | None = None
+    #: the succeeded refunds, (when, amount), oldest first; they add up to amount_refunded
+    refunds: list[tuple[datetime, int]] = field(default_factory=list)
+    #: 1 for the first issue; a re-issue (refunds, a better font) keeps the number
+    version: int = 1
+    #: when this version was issued, shown from version 2 on
+    issued_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # A receipt with numbers that do not add up is worse than no receipt.
@@ -83,6 +89,14 @@ class ReceiptData:
             raise ValueError("amount_refunded must be between 0 and the amount paid")
         if self.fee_split and sum(part for _, part in self.fee_split) != self.paid:
             raise ValueError("fee_split must add up to the amount paid")
+        if self.refunds and sum(amount for _, amount in self.refunds) != self.amount_refunded:
+            raise ValueError("refunds must add up to amount_refunded")
+        if any(amount <= 0 or at.utcoffset() is None for at, amount in self.refunds):
+            raise ValueError("each refund needs a positive amount and a timezone-aware date")
+        if self.version < 1:
+            raise ValueError("version starts at 1")
+        if self.issued_at is not None and self.issued_at.utcoffset() is None:
+            raise ValueError("issued_at must be timezone-aware")
         Money(self.amount, self.currency)  # refuses a currency that is not ISO 4217
 
     @property
@@ -93,6 +107,15 @@ class ReceiptData:
     @property
     def net_amount(self) -> int:
         return self.paid - self.amount_refunded
+
+    @property
+    def refund_status(self) -> tuple[str, str] | None:
+        """(zh, en) of how much was refunded, or None when nothing was."""
+        if not self.amount_refunded:
+            return None
+        if self.amount_refunded == self.paid:
+            return "全额退款", "Fully refunded"
+        return "部分退款", "Partially refunded"
 
     def money(self, minor: int) -> Money:
         """`minor` units in this receipt's currency."""
@@ -117,6 +140,8 @@ SQUEEZE_STEPS = ((32, 22), (30, 21), (28, 20), (26, 18), (24, 16))
 SPLIT_GAP = 12
 SPLIT_TITLE_HEIGHT = 22
 SPLIT_HEADER_HEIGHT = 26
+#: refunds listed one a line; more are summed up in one line (the total counts them all)
+MAX_REFUND_LINES = 6
 
 
 def _bilingual(zh: str, en: str) -> list[Line]:
@@ -131,12 +156,38 @@ def _paid_at_lines(paid_at: datetime) -> list[Line]:
     ]
 
 
+def _number_lines(data: ReceiptData) -> list[Line]:
+    lines = [Line(data.payment_id, LATIN, 10.5)]
+    if data.version > 1:
+        issued = (data.issued_at or data.paid_at).astimezone(BEIJING)
+        lines.append(Line(f"第 {data.version} 版，{issued:%Y年%m月%d日} 重新开具", cjk_font(), 8.5))
+        lines.append(Line(f"Version {data.version}, re-issued {issued:%Y-%m-%d}", LATIN, 7, GREY))
+    return lines
+
+
+def _refund_lines(data: ReceiptData, status: tuple[str, str]) -> list[Line]:
+    """Each refund (date and amount), then the total and whether it was all."""
+    font = cjk_font()
+    lines = []
+    listed = data.refunds[:MAX_REFUND_LINES]
+    for at, amount in listed:
+        local = at.astimezone(BEIJING)
+        lines.append(Line(f"{local:%Y年%m月%d日 %H:%M}  退款 {data.shown(amount)}", font, 9.5))
+    if len(data.refunds) > len(listed):
+        more = data.refunds[len(listed) :]
+        rest = data.shown(sum(amount for _, amount in more))
+        lines.append(Line(f"另有 {len(more)} 笔退款，共 {rest}", font, 9.5))
+    lines.append(Line(f"合计 {data.shown(data.amount_refunded)}（{status[0]}）", font, 10.5))
+    lines.append(Line(f"{status[1]}, Beijing time", LATIN, 7.5, GREY))
+    return lines
+
+
 def _summary_rows(data: ReceiptData) -> list[tuple[list[Line], list[Line]]]:
     font = cjk_font()
     bold, synthetic = cjk_emphasis()
     method_zh, method_en = GATEWAY_LABELS[data.gateway]
     rows = [
-        (_bilingual("凭证号", "Receipt No."), [Line(data.payment_id, LATIN, 10.5)]),
+        (_bilingual("凭证号", "Receipt No."), _number_lines(data)),
         (_bilingual("业务流水号", "Reference"), [Line(data.reference, LATIN, 10.5)]),
         (
             _bilingual("办理事项", "Matter"),
@@ -166,16 +217,16 @@ def _summary_rows(data: ReceiptData) -> list[tuple[list[Line], list[Line]]]:
         )
     )
     rows.append((_bilingual("缴费时间", "Paid at"), _paid_at_lines(data.paid_at)))
-    if data.amount_refunded:
-        full = data.amount_refunded == data.paid
-        status = ("全额退款", "Fully refunded") if full else ("部分退款", "Partially refunded")
-        refunded = data.shown(data.amount_refunded)
-        rows.append(
-            (
-                _bilingual("已退款", "Refunded"),
-                [Line(f"{refunded}（{status[0]}）", font, 10.5), Line(status[1], LATIN, 7.5, GREY)],
-            )
-        )
+    status = data.refund_status
+    if status is not None:
+        if data.refunds:
+            refunded = _refund_lines(data, status)
+        else:  # the total only (a receipt made before refunds were listed one by one)
+            refunded = [
+                Line(f"{data.shown(data.amount_refunded)}（{status[0]}）", font, 10.5),
+                Line(status[1], LATIN, 7.5, GREY),
+            ]
+        rows.append((_bilingual("已退款", "Refunded"), refunded))
         rows.append(
             (
                 _bilingual("实收金额", "Net amount paid"),
@@ -231,6 +282,18 @@ def _draw_header(canvas: Any, data: ReceiptData, doc: Document) -> None:
     draw_text(
         canvas, centre, top - 79, "PAYMENT RECEIPT", LATIN_BOLD, 9.5, align="centre", char_space=2.2
     )
+    status = data.refund_status
+    if status is not None:  # said under the title, where nobody can miss it
+        canvas.setFillColorRGB(*SEAL_RED)
+        draw_text(
+            canvas,
+            centre,
+            top - 97,
+            f"已{status[0]}  {status[1].upper()}",
+            font,
+            9,
+            align="centre",
+        )
 
     rule_y = top - HEADER_HEIGHT + 3
     canvas.setStrokeColorRGB(*SEAL_RED)

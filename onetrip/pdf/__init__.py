@@ -18,7 +18,10 @@ knows nothing of payments or matters.
 
 from __future__ import annotations
 
+import zlib
+
 from reportlab import rl_config
+from reportlab.pdfbase import pdfdoc
 
 from onetrip.pdf.barcodes import (
     QR_QUIET_ZONE,
@@ -40,12 +43,15 @@ from onetrip.pdf.fonts import (
     CID_FALLBACK_FONT,
     DEBIAN_CJK_FONTS,
     DEBIAN_FALLBACK_FONTS,
+    MISSING_FONT_ADVICE,
     CjkFont,
     FontChain,
+    FontInUse,
     cjk_bold_font,
     cjk_emphasis,
     cjk_font,
     cjk_font_embedded,
+    cjk_font_in_use,
     current_cjk_font,
     find_cjk_font,
     font_chain,
@@ -77,6 +83,16 @@ from onetrip.pdf.text import (
 # pure-Python encoder costs ~2 ms a receipt and makes those streams 25 % bigger.
 rl_config.useA85 = 0
 
+
+def _flate_fast(self: pdfdoc.PDFStreamFilterZCompress, text: str | bytes) -> bytes:
+    return zlib.compress(text.encode("utf8") if isinstance(text, str) else text, 1)
+
+
+# Flate at level 1, not zlib's default 6: the embedded Chinese font subset is most of a
+# document's bytes, and level 1 compresses it in half the time (~0.9 ms of a licence's
+# ~7 ms) for ~6 % more bytes. Still deterministic: the same input, the same bytes.
+pdfdoc.PDFStreamFilterZCompress.encode = _flate_fast  # type: ignore[method-assign]
+
 __all__ = [
     "CID_FALLBACK_FONT",
     "DEBIAN_CJK_FONTS",
@@ -85,6 +101,7 @@ __all__ = [
     "INK",
     "LATIN",
     "LATIN_BOLD",
+    "MISSING_FONT_ADVICE",
     "QR_QUIET_ZONE",
     "RULE",
     "SEAL_RED",
@@ -94,6 +111,7 @@ __all__ = [
     "CjkFont",
     "Document",
     "FontChain",
+    "FontInUse",
     "LabelledRow",
     "LabelledTable",
     "Line",
@@ -106,6 +124,7 @@ __all__ = [
     "cjk_emphasis",
     "cjk_font",
     "cjk_font_embedded",
+    "cjk_font_in_use",
     "current_cjk_font",
     "draw_code128",
     "draw_lines",

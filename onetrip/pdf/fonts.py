@@ -52,6 +52,15 @@ DEBIAN_FALLBACK_FONTS: tuple[str, ...] = (
 
 CID_FALLBACK_FONT = "STSong-Light"
 
+#: The one line said (logged once per process, and by `onetrip serve`, `demo` and
+#: `doctor` at start) when no embeddable Chinese font is found.
+MISSING_FONT_ADVICE = (
+    "no embeddable Chinese (CJK) font found: PDFs fall back to STSong-Light, which is not "
+    "embedded, so their Chinese text shows blank in most viewers and printers; install "
+    "the Debian package fonts-wqy-microhei or set ONETRIP_CJK_FONT to a TrueType font "
+    "(path.ttf, or path.ttc#N)"
+)
+
 
 @dataclass(frozen=True)
 class CjkFont:
@@ -62,10 +71,17 @@ class CjkFont:
     embedded: bool
     path: str | None
     fallbacks: tuple[str, ...] = ()  # font specs tried, in order, for what it lacks
+    index: int = 0  # the face inside a .ttc collection
 
     @property
     def has_real_bold(self) -> bool:
         return self.bold_name != self.name
+
+    @property
+    def label(self) -> str:
+        """What a stored document records it was drawn with: `path#index`, or the CID
+        font's name for the non-embedded fallback."""
+        return f"{self.path}#{self.index}" if self.path else self.name
 
 
 def parse_font_spec(spec: str) -> tuple[str, int]:
@@ -162,14 +178,16 @@ def find_cjk_font(
             except Exception as exc:
                 log.warning("cannot use bold face %s: %s", bold_path, exc)
         others = tuple(spec for *face, spec in chain if tuple(face) != (path, index))
-        return CjkFont(name=name, bold_name=bold_name, embedded=True, path=path, fallbacks=others)
+        return CjkFont(
+            name=name,
+            bold_name=bold_name,
+            embedded=True,
+            path=path,
+            fallbacks=others,
+            index=index,
+        )
 
-    log.warning(
-        "no TrueType CJK font found (set ONETRIP_CJK_FONT or install fonts-wqy-microhei); "
-        "using %s, which is not embedded: Chinese text will not display in viewers "
-        "or print servers without the Asian font pack",
-        CID_FALLBACK_FONT,
-    )
+    _advise_once()
     if CID_FALLBACK_FONT not in pdfmetrics.getRegisteredFontNames():
         pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK_FONT))
     return CjkFont(name=CID_FALLBACK_FONT, bold_name=CID_FALLBACK_FONT, embedded=False, path=None)
@@ -177,6 +195,23 @@ def find_cjk_font(
 
 _font_lock = threading.Lock()
 _font: CjkFont | None = None
+_advised = False  # MISSING_FONT_ADVICE said in this process
+
+
+def _advise_once() -> None:
+    global _advised
+    if not _advised:
+        _advised = True
+        log.warning(MISSING_FONT_ADVICE)
+
+
+def font_advice_once() -> str | None:
+    """`MISSING_FONT_ADVICE` when documents have no embeddable Chinese font and this
+    process has not said so yet (it is then not logged either: the caller says it, in
+    one line at start); None otherwise."""
+    global _advised
+    first, _advised = not _advised, True
+    return MISSING_FONT_ADVICE if first and not current_cjk_font().embedded else None
 
 
 def current_cjk_font() -> CjkFont:
@@ -196,9 +231,10 @@ def current_cjk_font() -> CjkFont:
 def reset_cjk_font() -> None:
     """Forget the chosen font, its chains and the characters logged as missing (tests
     change ONETRIP_CJK_FONT and ONETRIP_CJK_FALLBACK_FONTS between cases)."""
-    global _font, _missing_overflowed
+    global _font, _missing_overflowed, _advised
     with _font_lock:
         _font = None
+        _advised = False
         _chains.clear()
         _missing.clear()
         _missing_overflowed = False
@@ -223,6 +259,22 @@ def cjk_emphasis() -> tuple[str, bool]:
 def cjk_font_embedded() -> bool:
     """True when the Chinese font is embedded TrueType (prints anywhere)."""
     return current_cjk_font().embedded
+
+
+@dataclass(frozen=True)
+class FontInUse:
+    """Which Chinese font this process draws with, as a stored document records it."""
+
+    label: str  # `path#index` of the TrueType face, or `STSong-Light`
+    embedded: bool  # False: the CID fallback, blank in viewers without the font pack
+
+
+def cjk_font_in_use() -> FontInUse:
+    """The Chinese font documents are drawn with now (chosen on first use, once per
+    process), and whether it is embedded in them. A document drawn with a font that was
+    not embedded is worth drawing again once this says `embedded`."""
+    font = current_cjk_font()
+    return FontInUse(label=font.label, embedded=font.embedded)
 
 
 # --- fallback chains ----------------------------------------------------------------------
