@@ -8,6 +8,7 @@ work around the network call, so no database lock is held while we wait on Strip
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
@@ -134,6 +135,40 @@ async def sandbox_pay(token: str, card_number: str) -> tuple[Payment, str | None
             # A double submit lost the race to the first one: show what that did.
             await session.refresh(payment)
         return payment, None
+
+
+async def retry_online(token: str) -> Payment:
+    """The applicant tries another card after a decline: the same payment starts again
+    on the gateway it failed on (on Stripe, the same PaymentIntent, which takes a new
+    card until it is cancelled), so each attempt is a `start` then its outcome in the
+    payment's events. A payment past its time expires instead (closed at the gateway
+    first); one in any other status is returned as it is, for the page to show."""
+    async with get_database().session() as session:
+        payment = await payment_by_token(session, token)
+    if payment.status != FAILED or payment.gateway not in _RETRYABLE_GATEWAYS:
+        return payment
+    if payment.expires_at <= utcnow():
+        await resolve_online(payment, expire=True)
+    else:
+        # InvalidTransition: it moved meanwhile (paid, cancelled, expired): show that
+        async with unit_of_work() as session:
+            with contextlib.suppress(InvalidTransition):
+                await apply_event(session, payment.id, "start")
+    async with get_database().session() as session:
+        return await payment_by_token(session, token)
+
+
+#: the gateways whose declined payments take another card on the applicant's page
+_RETRYABLE_GATEWAYS = frozenset({"sandbox", "stripe"})
+
+
+def can_retry(payment: Payment) -> bool:
+    """True if the applicant may try another card on this payment now."""
+    return (
+        payment.status == FAILED
+        and payment.gateway in _RETRYABLE_GATEWAYS
+        and payment.expires_at > utcnow()
+    )
 
 
 # --- department actions -------------------------------------------------------------

@@ -26,6 +26,9 @@ REFUNDABLE: Final = frozenset({SUCCEEDED, NEEDS_REVIEW})
 TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (CREATED, "start"): STARTED,
     (STARTED, "start"): STARTED,  # the applicant reopened the page
+    # After a decline the applicant tries another card on the same payment (and the
+    # same PaymentIntent) until it expires: each attempt is a start, then its outcome.
+    (FAILED, "start"): STARTED,
     (CREATED, "succeed"): SUCCEEDED,  # taken at a counter
     (STARTED, "succeed"): SUCCEEDED,
     # The gateway's word that money moved always wins: a card may be retried on the

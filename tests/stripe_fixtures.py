@@ -66,6 +66,14 @@ resources.Store.dump_to_disk = lambda self: None
 webhooks.asyncio = types.SimpleNamespace(
     sleep=lambda delay: asyncio.sleep(min(delay, 0.2)), ensure_future=asyncio.ensure_future
 )
+# Stripe lets a declined PaymentIntent take a new PaymentMethod and be confirmed again
+# (the applicant's retry); localstripe keeps the failed charge and refuses: forget it.
+_update = resources.PaymentIntent._update
+def _retry_after_decline(self, **data):
+    _update(self, **data)
+    if data.get("payment_method") and getattr(self.latest_charge, "status", None) == "failed":
+        self.latest_charge = None
+resources.PaymentIntent._update = _retry_after_decline
 from localstripe.server import app
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """

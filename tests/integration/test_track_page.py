@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from tests.integration.test_payments_support import (
-    assert_problem,
     create_payment,
     pay_with_sandbox,
     token_of,
@@ -69,6 +68,9 @@ async def test_the_tracking_page_shows_a_paid_payment(app_client, keys):
     assert 'http-equiv="refresh"' not in html
 
 
-async def test_an_unknown_tracking_token_is_a_404_problem(app_client, keys):
+async def test_an_unknown_tracking_token_is_an_html_404_page(app_client, keys):
+    # a person reads it: HTML in their language, not problem+json (issue 7 item 7)
     response = await app_client.get("/track/tok_doesnotexist")
-    assert_problem(response, 404)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<h1 id="not-found">链接无效或已失效</h1>' in response.text
