@@ -1,1 +1,67 @@
-"""(to be built in a later issue)"""
+"""Delivery's actors: thin; `@consumes` applies each event once, the services decide."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from delivery import licenses, rendering
+from onetrip.consumers import Event, consumes
+
+# --- licences (helper L): auto-issue on payment -----------------------------------------
+
+
+@consumes("payment.succeeded", consumer="delivery.auto_issue", queue="delivery")
+async def auto_issue_license(session: AsyncSession, event: Event) -> None:
+    """Issue the licence of an `auto_issue` matter once it is paid (a repeat: none)."""
+    if event.payment_id:
+        await licenses.auto_issue(session, event.payment_id)
+
+
+# --- dispatches and the simulated courier (helper C) -----------------------------------
+
+
+@consumes("license.printed", consumer="delivery.dispatch", queue="delivery")
+async def dispatch_printed_license(session: AsyncSession, event: Event) -> None:
+    """Hand a printed licence to a courier partner (or out for pickup), once."""
+    from delivery import dispatching
+
+    if event.subject_id:
+        await dispatching.dispatch_printed_license(session, event.subject_id)
+
+
+from delivery import simulator as _simulator  # noqa: E402  (its periodic actor)
+
+simulate_courier = _simulator.simulate_courier
+
+
+# --- rendering (helper DS): an issued licence's PDF and cover sheet -----------------------
+
+
+async def _draw_license(event: Event) -> rendering.DrawnLicense | None:
+    # Drawing takes milliseconds of CPU: outside the unit of work, so no lock waits on it.
+    return await rendering.draw_license(event.subject_id) if event.subject_id else None
+
+
+@consumes("license.issued", consumer="delivery.render", queue="delivery", prepare=_draw_license)
+async def render_license(
+    session: AsyncSession, event: Event, drawn: rendering.DrawnLicense | None
+) -> None:
+    """Keep the licence's documents and move it to `rendered` (None: no longer issued)."""
+    if drawn is not None:
+        await rendering.keep_documents(session, drawn)
+
+
+# --- print runs (helper PR): the cut-off, every ONETRIP_PRINT_INTERVAL seconds ------------
+
+from delivery import printing as _printing  # noqa: E402
+from onetrip.jobs import actor as _actor  # noqa: E402
+from onetrip.scheduler import periodic as _periodic  # noqa: E402
+from onetrip.settings import get_settings as _get_settings  # noqa: E402
+
+
+@_periodic(_get_settings().print_interval)
+@_actor("delivery", max_retries=0)
+async def print_rendered_licences() -> None:
+    """Gather each station's rendered licences into a run and send the unsent runs (a
+    failed send stays for the next tick, so a retry by Dramatiq would only repeat it)."""
+    await _printing.print_due_licences()

@@ -145,6 +145,9 @@ class PrintRun(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # when a process took the run to send it ("sending"): one sender at a time, and a
+    # sender that died is replaced once this is old (delivery/printing.py)
+    send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_print_runs_station_id", "station", "id"),)
 
@@ -159,8 +162,11 @@ class PrintRunItem(Base):
     print_no: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     print_run_id: Mapped[str] = mapped_column(ForeignKey("print_runs.id"))
     position: Mapped[int] = mapped_column(Integer)
+    # the licence document printed (sha256, pages), then its cover sheet
     sha256: Mapped[str] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(Integer)
+    cover_sha256: Mapped[str | None] = mapped_column(String(64))
+    cover_pages: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_print_run_items_run", "print_run_id", "position"),)
 

@@ -70,6 +70,15 @@ class Settings:
     rate_limit: float  # requests a second per API key (burst twice that); 0: no limit
     page_rate_limit: float  # requests a second per client address on applicant pages
     rate_limit_url: str | None  # Redis for buckets shared by every process
+    # print station → printer, "default=spool:,PSB=ipp://host:631/printers/NAME" (the
+    # default spool folder when unset; delivery/printers parses it)
+    printers: str | None
+    # PEM file of the Ed25519 key signing licence verify codes (None: data folder)
+    signing_key_path: str | None
+    # the simulated courier (ONETRIP_COURIER_SIMULATOR): its courier key, bound to the
+    # partner it acts as (`onetrip demo` sets it in-process), and seconds between steps
+    courier_simulator_key: str | None
+    courier_simulator_step: float
 
     @property
     def embedded_broker(self) -> bool:
@@ -116,6 +125,10 @@ def load_settings() -> Settings:
         rate_limit=float(_env("ONETRIP_RATE_LIMIT", "50") or "50"),
         page_rate_limit=float(_env("ONETRIP_PAGE_RATE_LIMIT", "10") or "10"),
         rate_limit_url=_rate_limit_url(),
+        printers=_env("ONETRIP_PRINTERS"),
+        signing_key_path=_env("ONETRIP_SIGNING_KEY"),
+        courier_simulator_key=_env("ONETRIP_COURIER_SIMULATOR_KEY"),
+        courier_simulator_step=float(_env("ONETRIP_COURIER_SIMULATOR_STEP", "15") or "15"),
     )
 
 

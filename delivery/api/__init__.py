@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from delivery.api import partners
+from delivery.api import courier, licenses, partners, print_runs, verification
 
-routes: list[Any] = [*partners.routes]
+routes: list[Any] = [*partners.routes, *licenses.routes, *courier.routes, *verification.routes]
+routes += print_runs.routes

@@ -12,6 +12,7 @@ from delivery import service
 from delivery.schemas import CourierPartnerIn, CourierPartnerOut, CourierPartnerPage
 from onetrip.auth import Principal, admin_key
 from onetrip.db import get_database, unit_of_work
+from onetrip.openapi import documented
 
 
 class AdminCourierPartnerController(Controller):
@@ -23,6 +24,24 @@ class AdminCourierPartnerController(Controller):
         "/",
         summary="Register a courier partner (its webhook secret is shown once)",
         status_code=HTTP_201_CREATED,
+        opt=documented(
+            errors={
+                409: ["courier_partner_exists"],
+                422: ["invalid_webhook_url", "invalid_timezone"],
+            },
+            request_example={
+                "code": "SF",
+                "name": "顺丰速运",
+                "service_areas": [
+                    {"province": "浙江省", "city": "杭州市", "district": "西湖区"},
+                    {"province": "浙江省"},
+                ],
+                "daily_capacity": 500,
+                "cutoff_time": "17:30",
+                "timezone": "Asia/Shanghai",
+                "webhook_url": "https://sf.example.cn/onetrip/events",
+            },
+        ),
     )
     async def create(self, principal: Principal, data: CourierPartnerIn) -> CourierPartnerOut:
         async with unit_of_work() as session:
@@ -36,6 +55,17 @@ class AdminCourierPartnerController(Controller):
         return CourierPartnerPage(
             data=[service.partner_view(p) for p in partners], next_cursor=None
         )
+
+    @post(
+        "/{code:str}/rotate-secret",
+        summary="Give a partner a new webhook secret (shown once; pending pushes carry both)",
+        status_code=HTTP_201_CREATED,
+        opt=documented(errors={404: ["courier_partner_not_found"]}),
+    )
+    async def rotate_secret(self, principal: Principal, code: str) -> CourierPartnerOut:
+        async with unit_of_work() as session:
+            partner = await service.rotate_partner_secret(session, code)
+        return service.partner_view(partner, with_secret=True)
 
 
 routes: list[Any] = [AdminCourierPartnerController]

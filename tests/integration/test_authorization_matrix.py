@@ -15,7 +15,8 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.routes import HTTPRoute
 
-from onetrip.app import route_handlers
+from onetrip.app import openapi_config, route_handlers
+from onetrip.db import unit_of_work
 from tests.factories import PASSPORT, auth, make_key, payment_body, seed_catalogue
 from tests.integration.test_payments_support import paid_payment
 
@@ -29,6 +30,7 @@ ROLES = (
     "finance_a",
     "finance_all",
     "courier",
+    "courier_b",  # another partner's courier key
     "admin",
 )
 
@@ -42,11 +44,15 @@ class Rule:
     expected: dict[str, Any]
     json: Any = None
     form: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None  # multipart, with `form` fields
     params: dict[str, str] = field(default_factory=dict)
 
 
 def keyed(**by_role: Any) -> dict[str, Any]:
-    """An endpoint behind a key: 401 for no key and a bad key, then per role."""
+    """An endpoint behind a key: 401 for no key and a bad key, then per role. The other
+    partner's courier key gets what the courier key gets unless told (only the courier
+    API tells them apart)."""
+    by_role.setdefault("courier_b", by_role.get("courier"))
     assert set(by_role) == set(ROLES) - {"none", "bad_key"}, by_role
     return {"none": 401, "bad_key": 401, **by_role}
 
@@ -72,6 +78,42 @@ READ_PAYMENT = keyed(
 CHANGE_PAYMENT = keyed(
     dept_a=ALLOWED, dept_b=404, finance_a=403, finance_all=403, courier=403, admin=403
 )  # fmt: skip
+#: department A's licence: A and the admin read it, B gets 404
+READ_LICENSE = keyed(
+    dept_a=OK, dept_b=404, finance_a=403, finance_all=403, courier=403, admin=OK
+)  # fmt: skip
+#: department A's licence, moved: only department A's keys (its state may refuse: 409)
+CHANGE_LICENSE = keyed(
+    dept_a=ALLOWED, dept_b=404, finance_a=403, finance_all=403, courier=403, admin=403
+)  # fmt: skip
+#: the courier API: only courier keys (each sees its own partner's list and manifest)
+COURIER = keyed(
+    dept_a=403, dept_b=403, finance_a=403, finance_all=403, courier=OK, courier_b=OK, admin=403
+)  # fmt: skip
+#: the courier key's partner's dispatch: another partner's courier key gets 404
+OWN_DISPATCH = {**COURIER, "courier_b": 404}
+#: reconciliation imports are platform-wide: a finance key for all departments or admin
+PLATFORM_FINANCE = keyed(
+    dept_a=403, dept_b=403, finance_a=403, finance_all=OK, courier=403, admin=OK
+)  # fmt: skip
+
+#: a UTF-8 bank statement with one signed amount column, for the matrix's CSV profile
+MATRIX_PROFILE = {
+    "name": "matrix-signed",
+    "bank": "BOC",
+    "columns": {
+        "booked_on": "date",
+        "amount": "amount",
+        "counterparty": "counterparty",
+        "reference": "memo",
+        "currency": "currency",
+    },
+}
+MATRIX_STATEMENT = (
+    "date,amount,currency,counterparty,memo\n"
+    "2026-11-30,120.00,CNY,杭州市公安局,护照 缴费\n"
+    "2026-11-30,-2.05,CNY,中国银行,手续费\n"
+).encode()
 
 RULES: dict[str, Rule] = {
     # operations
@@ -88,6 +130,9 @@ RULES: dict[str, Rule] = {
         ADMIN_ONLY, json={**PASSPORT, "code": "matrix-passport", "name": "护照（矩阵）"}
     ),
     "GET /api/v1/admin/courier-partners": Rule(ADMIN_ONLY),
+    "POST /api/v1/admin/courier-partners/{code}/rotate-secret": Rule(
+        ADMIN_ONLY, params={"code": "partner_code"}
+    ),
     "POST /api/v1/admin/courier-partners": Rule(
         ADMIN_ONLY,
         json={"code": "ems", "name": "中国邮政 EMS", "service_areas": [{"province": "浙江省"}]},
@@ -115,26 +160,82 @@ RULES: dict[str, Rule] = {
     "POST /api/v1/payments/{payment_id}/accept": Rule(
         keyed(dept_a=403, dept_b=403, finance_a=403, finance_all=403, courier=403, admin=ALLOWED)
     ),  # admin: 409, the payment is not in review
+    # licences (department A's, issued for its payment in make_world)
+    "POST /api/v1/licenses": Rule(
+        keyed(dept_a=404, dept_b=404, finance_a=403, finance_all=403, courier=403, admin=403),
+        json={"payment_id": "pay_x", "license_no": "M-1", "title": "护照", "holder_name": "张伟"},
+    ),  # 404: no such payment, for either department
+    "GET /api/v1/licenses": Rule(
+        keyed(dept_a=OK, dept_b=OK, finance_a=403, finance_all=403, courier=403, admin=OK)
+    ),
+    "GET /api/v1/licenses/{license_id}": Rule(READ_LICENSE),
+    "GET /api/v1/licenses/{license_id}/events": Rule(READ_LICENSE),
+    "GET /api/v1/licenses/{license_id}/document.pdf": Rule(
+        {**READ_LICENSE, "dept_a": ALLOWED, "admin": ALLOWED}
+    ),  # 409 until the rendering job has drawn it
+    "POST /api/v1/licenses/{license_id}/revoke": Rule(CHANGE_LICENSE, json={"reason": "矩阵"}),
+    "POST /api/v1/licenses/{license_id}/collect": Rule(
+        CHANGE_LICENSE, json={"collected_by": "李四"}
+    ),
+    "POST /api/v1/licenses/{license_id}/redispatch": Rule(CHANGE_LICENSE, json={}),
+    # print runs (one holding department A's licence, made in make_world)
+    "GET /api/v1/print-runs": Rule(
+        keyed(dept_a=OK, dept_b=OK, finance_a=403, finance_all=403, courier=403, admin=OK)
+    ),
+    "GET /api/v1/print-runs/{run_id}": Rule(READ_LICENSE),
+    "GET /api/v1/print-runs/{run_id}/document.pdf": Rule(READ_LICENSE),
     # ledger (finance)
     "GET /api/v1/ledger/accounts": Rule(FINANCE),
     "GET /api/v1/ledger/accounts/{account_id}": Rule(FINANCE),
     "GET /api/v1/ledger/accounts/{account_id}/entries": Rule(FINANCE),
     "GET /api/v1/ledger/transactions/{transaction_id}": Rule(FINANCE),
     "GET /api/v1/ledger/trial-balance": Rule(FINANCE),
+    # reconciliation (platform-wide data: finance for all departments, or admin)
+    "POST /api/v1/reconciliation/imports": Rule(
+        PLATFORM_FINANCE,
+        form={"source": "bank_csv", "profile": "matrix-signed"},
+        files={"file": ("中国银行-2026-11.csv", MATRIX_STATEMENT, "text/csv")},
+    ),  # the admin's is the same file again: 201, every line already imported
+    "GET /api/v1/reconciliation/imports": Rule(PLATFORM_FINANCE),
+    "GET /api/v1/reconciliation/imports/{import_id}": Rule(PLATFORM_FINANCE),
+    "POST /api/v1/reconciliation/profiles": Rule(
+        {**PLATFORM_FINANCE, "admin": ALLOWED},
+        json={**MATRIX_PROFILE, "name": "matrix-posted"},
+    ),  # admin: 409 profile_exists, finance (all) saved that name just before
+    "GET /api/v1/reconciliation/profiles": Rule(PLATFORM_FINANCE),
+    # the courier API (the courier key's partner's dispatch, made in make_world)
+    "GET /courier/v1/dispatches": Rule(COURIER),
+    "GET /courier/v1/dispatches/{dispatch_id}": Rule(OWN_DISPATCH),
+    "GET /courier/v1/dispatches/{dispatch_id}/label.pdf": Rule(OWN_DISPATCH),
+    "GET /courier/v1/manifests/{name}": Rule(COURIER, params={"name": "manifest_name"}),
+    "POST /courier/v1/dispatches/{dispatch_id}/events": Rule(
+        OWN_DISPATCH,
+        json={
+            "event_id": "SF-MATRIX-1",
+            "status": "accepted",
+            "occurred_at": "2026-12-01T08:30:00Z",
+            "location": "浙江省杭州市西湖区",
+        },
+    ),
+    # verifying a printed licence: anyone holding it, no key
+    "GET /.well-known/jwks.json": Rule(public()),
+    "GET /verify/{code}": Rule(public(), params={"code": "verify_code"}),
     # applicants and Stripe: no key, a token or a signature instead
     "GET /pay/{token}": Rule(public()),
     "POST /pay/{token}/sandbox": Rule(public(), form={"card_number": "4242424242424242"}),
     "GET /track/{token}": Rule(public(), params={"token": "track_token"}),
+    "GET /track/{token}/receipt.pdf": Rule(public(), params={"token": "track_token"}),
+    "POST /pay/{token}/retry": Rule(public()),
     "POST /webhooks/stripe": Rule(public(), json={"id": "evt_1"}),  # unsigned: 400 for all
     # the OpenAPI document and its viewers
     "GET /schema": Rule(public()),
     "GET /schema/openapi.json": Rule(public()),
     "GET /schema/openapi.yaml": Rule(public()),
     "GET /schema/openapi.yml": Rule(public()),
-    "GET /schema/elements": Rule(public()),
-    "GET /schema/rapidoc": Rule(public()),
-    "GET /schema/redoc": Rule(public()),
     "GET /schema/swagger": Rule(public()),
+    # the reference UI's own files (issue 7: /schema works offline)
+    "GET /schema/assets/{file_path}": Rule(public(), params={"file_path": "schema_asset"}),
+    "HEAD /schema/assets/{file_path}": Rule(public(), params={"file_path": "schema_asset"}),
     "GET /schema/oauth2-redirect.html": Rule(public()),
     "GET /schema/{path}": Rule(public(), params={"path": "schema_path"}),
 }
@@ -164,6 +265,10 @@ def matches(status: int, expected: Any) -> bool:
     return status == expected
 
 
+PARTNER = "sf-express"  # the courier key's partner
+OTHER_PARTNER = "zto"  # the other courier key's (it serves no address of the world)
+
+
 async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
     """The callers' keys and the objects the paths name (department A = PSB, B = NRB)."""
     admin = await make_key("admin")
@@ -175,7 +280,8 @@ async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
         "dept_b": await make_key("department", ["NRB"]),
         "finance_a": await make_key("finance", ["PSB"]),
         "finance_all": await make_key("finance"),
-        "courier": await make_key("courier", partner="sf-express"),
+        "courier": await make_key("courier", partner=PARTNER),
+        "courier_b": await make_key("courier", partner=OTHER_PARTNER),
         "admin": admin,
     }
     payment = await paid_payment(client, keys["dept_a"])
@@ -185,7 +291,51 @@ async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
     )
     account = accounts.json()["data"][0]["id"]
     entries = await client.get(f"/api/v1/ledger/accounts/{account}/entries", headers=auth(admin))
+    license = await client.post(
+        "/api/v1/licenses",
+        json={
+            "payment_id": payment["id"],
+            "license_no": "M-0",
+            "title": "护照",
+            "holder_name": "李",
+        },
+        headers=auth(keys["dept_a"], "matrix-license"),
+    )
+    assert license.status_code == 201, license.text
     doomed = await make_key("finance")  # revoked by the admin's DELETE
+    from delivery import dispatching, printing
+    from tests.integration.test_delivery_print_support import rendered_license
+
+    printed = await rendered_license(payment["id"])  # printed in a run of its own
+    [run_id] = (await printing.print_due_licences()).sent
+    for code, name, province in (
+        (PARTNER, "顺丰速运", "浙江省"),
+        (OTHER_PARTNER, "中通快递", "上海市"),
+    ):
+        partner = await client.post(
+            "/api/v1/admin/courier-partners",
+            json={"code": code, "name": name, "service_areas": [{"province": province}]},
+            headers=auth(admin),
+        )
+        assert partner.status_code == 201, partner.text
+    async with unit_of_work() as session:  # as the `license.printed` consumer would
+        dispatch = await dispatching.dispatch_printed_license(session, printed.id)
+    assert dispatch is not None and dispatch.partner == PARTNER
+    finance = keys["finance_all"]
+    profile = await client.post(
+        "/api/v1/reconciliation/profiles", json=MATRIX_PROFILE, headers=auth(finance)
+    )
+    assert profile.status_code == 201, profile.text
+    imported = await client.post(
+        "/api/v1/reconciliation/imports",
+        data={"source": "bank_csv", "profile": MATRIX_PROFILE["name"]},
+        files={"file": ("matrix.csv", MATRIX_STATEMENT, "text/csv")},
+        headers=auth(finance),
+    )
+    assert imported.status_code == 201, imported.text
+    verify_code = license.json()["verify_url"].rsplit("/verify/", 1)[1]
+    genuine = await client.get(f"/verify/{verify_code}", headers={"Accept": "application/json"})
+    assert genuine.status_code == 200, genuine.text  # PUBLIC would let a 404 through
     objects = {
         "payment_id": payment["id"],
         "token": created.json()["payment_url"].rsplit("/", 1)[1],
@@ -195,6 +345,14 @@ async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
         "transaction_id": entries.json()["data"][0]["transaction_id"],
         "key_id": doomed[4:20],
         "schema_path": "openapi.json",
+        "schema_asset": "swagger-ui.css",
+        "license_id": license.json()["id"],
+        "run_id": run_id,
+        "partner_code": PARTNER,
+        "dispatch_id": dispatch.id,
+        "manifest_name": f"{dispatch.handover_date.isoformat()}.pdf",
+        "verify_code": verify_code,
+        "import_id": imported.json()["id"],
     }
     return keys, objects
 
@@ -211,6 +369,8 @@ async def call(client: Any, method: str, path: str, rule: Rule, key: str) -> int
         kwargs["json"] = rule.json
     if rule.form is not None:
         kwargs["data"] = rule.form
+    if rule.files is not None:
+        kwargs["files"] = rule.files
     response = await client.request(method, path, **kwargs)
     return int(response.status_code)
 
@@ -244,5 +404,7 @@ def test_a_new_endpoint_without_a_rule_is_caught() -> None:
     def something_new() -> None:
         return None
 
-    app = Litestar(route_handlers=[*route_handlers(), something_new])
+    app = Litestar(
+        route_handlers=[*route_handlers(), something_new], openapi_config=openapi_config()
+    )
     assert set(served_endpoints(app)) - set(RULES) == {"GET /api/v1/something-new"}

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", onetrip.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", onetrip.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("send_started_at", onetrip.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_print_runs")),
     )
     with op.batch_alter_table("print_runs", schema=None) as batch_op:
@@ -151,6 +152,8 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("pages", sa.Integer(), nullable=False),
+        sa.Column("cover_sha256", sa.String(length=64), nullable=True),
+        sa.Column("cover_pages", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["license_id"], ["licenses.id"], name=op.f("fk_print_run_items_license_id_licenses")
         ),
@@ -204,6 +207,34 @@ def upgrade() -> None:
                 "timezone", sa.String(length=64), nullable=False, server_default="Asia/Shanghai"
             )
         )
+    _standard_partner_secrets()
+
+
+def _standard_partner_secrets() -> None:
+    """Partners registered before the kernel's Standard Webhooks format hold `whsec_` +
+    URL-safe base64: the same key bytes in standard base64 (delivery.service's
+    `standard_secret`, which also converts any left at send time)."""
+    import base64
+    import binascii
+
+    connection = op.get_bind()
+    partners = sa.table("courier_partners", sa.column("code"), sa.column("webhook_secret"))
+    for code, secret in connection.execute(sa.select(partners.c.code, partners.c.webhook_secret)):
+        body = (secret or "").removeprefix("whsec_")
+        try:
+            base64.b64decode(body, validate=True)
+            continue  # already standard base64
+        except (binascii.Error, ValueError):
+            pass
+        try:
+            key = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            continue  # left for delivery.service to replace with a new one
+        if len(key) >= 24:
+            converted = "whsec_" + base64.b64encode(key).decode("ascii")
+            connection.execute(
+                partners.update().where(partners.c.code == code).values(webhook_secret=converted)
+            )
 
 
 def downgrade() -> None:

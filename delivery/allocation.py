@@ -1,0 +1,125 @@
+"""Which courier partner takes a parcel: the most specific service area, then the least
+loaded partner under its daily capacity, counted per hand-over day in the partner's own
+time (after its cut-off a parcel counts towards the next day).
+
+Two dispatches allocated at once never exceed a capacity: the candidate partners' rows
+are locked (all at once, in code order, so allocations never deadlock) while their
+loads are counted, and the locks are held until the caller's unit of work commits the
+new dispatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from delivery.models import CourierPartner, Dispatch
+from onetrip.clock import utcnow
+
+# district > city > province
+DISTRICT, CITY, PROVINCE = 3, 2, 1
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The partner chosen and the hand-over day it counts against, or why there is none."""
+
+    partner: CourierPartner | None
+    handover_date: date | None
+    reason: str | None = None
+
+
+def specificity(area: Mapping[str, Any], address: Mapping[str, Any]) -> int:
+    """How specifically `area` serves `address`: 3 district, 2 city, 1 province, 0 not."""
+    if area.get("province") != address.get("province"):
+        return 0
+    if area.get("city") is None:
+        return PROVINCE
+    if area.get("city") != address.get("city"):
+        return 0
+    if area.get("district") is None:
+        return CITY
+    return DISTRICT if area.get("district") == address.get("district") else 0
+
+
+def handover_date(partner: CourierPartner, now: datetime) -> date:
+    """The partner's local day a parcel handed over at `now` belongs to: today before
+    its cut-off time, the next day from it on."""
+    local = now.astimezone(ZoneInfo(partner.timezone or "Asia/Shanghai"))
+    hours, minutes = (int(part) for part in (partner.cutoff_time or "17:00").split(":"))
+    day = local.date()
+    return day + timedelta(days=1) if local.time() >= time(hours, minutes) else day
+
+
+def describe(address: Mapping[str, Any]) -> str:
+    return " ".join(str(address.get(k)) for k in ("province", "city", "district") if address.get(k))
+
+
+async def _loads(session: AsyncSession, days: dict[str, date]) -> dict[str, int]:
+    """Dispatches already counted against each partner's hand-over day."""
+    loads = {code: 0 for code in days}
+    for code, day in days.items():
+        count = select(func.count()).where(Dispatch.partner == code, Dispatch.handover_date == day)
+        loads[code] = int((await session.execute(count)).scalar_one())
+    return loads
+
+
+async def allocate(
+    session: AsyncSession, address: Mapping[str, Any], *, now: datetime | None = None
+) -> Allocation:
+    """Choose the partner for a parcel to `address` (province, city, district).
+
+    Partners are tried by the specificity of their best area serving the address, most
+    specific first; within one level, the least loaded under its capacity wins (ties by
+    code). A level whose partners are all full gives way to the next. No partner →
+    an Allocation without one, and the reason.
+    """
+    now = now or utcnow()
+    partners = (
+        await session.execute(select(CourierPartner.code, CourierPartner.service_areas))
+    ).all()
+    levels: dict[int, list[str]] = {}
+    for code, areas in partners:
+        level = max((specificity(area, address) for area in areas or []), default=0)
+        if level:
+            levels.setdefault(level, []).append(code)
+    if not levels:
+        return Allocation(None, None, f"no courier partner serves {describe(address)}")
+    # Every candidate is locked at once, in code order: allocations for different
+    # addresses (whose levels order the same partners differently) never deadlock.
+    locked = (
+        await session.execute(
+            select(CourierPartner)
+            .where(CourierPartner.code.in_([c for codes in levels.values() for c in codes]))
+            .order_by(CourierPartner.code)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    partners_by_code = {partner.code: partner for partner in locked}
+    full: list[str] = []
+    for level in sorted(levels, reverse=True):
+        codes = sorted(levels[level])
+        candidates = {code: partners_by_code[code] for code in codes}
+        days = {code: handover_date(partner, now) for code, partner in candidates.items()}
+        loads = await _loads(session, days)
+        open_partners = [
+            code
+            for code, partner in candidates.items()
+            if partner.daily_capacity is None or loads[code] < partner.daily_capacity
+        ]
+        if open_partners:
+            chosen = min(open_partners, key=lambda code: (loads[code], code))
+            return Allocation(candidates[chosen], days[chosen])
+        full += [f"{code} ({days[code].isoformat()})" for code in codes]
+    return Allocation(
+        None,
+        None,
+        f"every courier partner serving {describe(address)} is at capacity: {', '.join(full)}",
+    )

@@ -1,0 +1,226 @@
+"""Dispatches: a printed licence handed to a courier partner (or put out for pickup).
+
+`dispatch_printed_license` is what the `license.printed` consumer does; `redispatch` is
+what a department asks for after a return or when no partner served the address. Both
+run in the caller's unit of work under the licence's row lock, so one licence print
+makes exactly one dispatch even when the event arrives twice or two workers race.
+
+A new dispatch commits together with its `dispatch.created` outbox event, the partner's
+Standard Webhooks delivery (for partners with a webhook URL; sent after commit by the
+kernel's sender, retried on failure) and the licence's move to `dispatched`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from delivery import service
+from delivery.allocation import allocate
+from delivery.events import dispatch_event, license_event
+from delivery.models import Dispatch, License
+from delivery.states import (
+    D_CREATED,
+    LICENSE_MACHINE,
+    NEEDS_ATTENTION,
+    PRINTED,
+    RETURNED,
+)
+from onetrip import outbox, states
+from onetrip.clock import utcnow
+from onetrip.errors import InvalidTransition, ValidationFailed
+from onetrip.ids import new_id
+from onetrip.webhooks import enqueue
+
+ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "line1")
+ADDRESS_MAX = 200
+TRACKING_PREFIX = "OT"
+
+
+# --- tracking numbers ------------------------------------------------------------------
+
+
+def luhn_digit(digits: str) -> str:
+    """The Luhn check digit of a string of digits (catches any single wrong digit and
+    most swaps of neighbours: what a person misreading a label does)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return str((10 - total % 10) % 10)
+
+
+def new_tracking_number() -> str:
+    """`OT` + 11 random digits + a Luhn check digit, e.g. OT482019374651."""
+    body = "".join(secrets.choice("0123456789") for _ in range(11))
+    return f"{TRACKING_PREFIX}{body}{luhn_digit(body)}"
+
+
+def valid_tracking_number(value: str) -> bool:
+    body = value.removeprefix(TRACKING_PREFIX)
+    return (
+        value.startswith(TRACKING_PREFIX)
+        and len(body) == 12
+        and body.isdigit()
+        and luhn_digit(body[:-1]) == body[-1]
+    )
+
+
+# --- addresses -------------------------------------------------------------------------
+
+
+def address_problems(address: Any) -> list[dict[str, str]]:
+    """What is missing or wrong in a delivery address, one error per field."""
+    if not isinstance(address, Mapping):
+        return [{"field": "address", "message": "must be an object"}]
+    errors = []
+    for name in ADDRESS_FIELDS:
+        value = address.get(name)
+        if not isinstance(value, str) or not value.strip():
+            errors.append({"field": f"address.{name}", "message": "is required"})
+        elif len(value) > ADDRESS_MAX:
+            errors.append(
+                {"field": f"address.{name}", "message": f"at most {ADDRESS_MAX} characters"}
+            )
+    postal = address.get("postal_code")
+    if postal is not None and not isinstance(postal, str):
+        errors.append({"field": "address.postal_code", "message": "must be a string"})
+    return errors
+
+
+def checked_address(address: Any) -> dict[str, Any]:
+    """A complete delivery address (recipient, phone, province, city, district, line1),
+    or ValidationFailed (422) naming each missing field."""
+    errors = address_problems(address)
+    if errors:
+        missing = ", ".join(error["field"] for error in errors)
+        raise ValidationFailed(
+            f"the delivery address is incomplete: {missing}",
+            code="invalid_address",
+            errors=errors,
+        )
+    fields = (*ADDRESS_FIELDS, "postal_code", "line2")
+    return {name: address[name].strip() for name in fields if isinstance(address.get(name), str)}
+
+
+# --- dispatching -----------------------------------------------------------------------
+
+
+async def dispatch_printed_license(session: AsyncSession, license_id: str) -> Dispatch | None:
+    """Hand a printed licence on: pickup → `pickup_ready`; courier → a dispatch to the
+    partner allocation chooses (→ `dispatched`), or `needs_attention` with the reason.
+
+    A licence that is no longer `printed` (already handed on, revoked) is left alone, so
+    a repeated or late event changes nothing. Returns the new dispatch, if any.
+    """
+    license = await states.lock(session, LICENSE_MACHINE, license_id)
+    if license.status != PRINTED:
+        return None
+    if license.delivery_method == "pickup":
+        await _move(session, license, "ready_for_pickup")
+        return None
+    return await _dispatch(session, license, "dispatch")
+
+
+async def redispatch(
+    session: AsyncSession, license: License, address: dict[str, Any] | None
+) -> Dispatch | None:
+    """A new dispatch for a `returned` or `needs_attention` licence, to `address` when
+    given (it replaces the licence's address), else to the licence's own.
+
+    Returns the dispatch; None when still no partner serves the address (the licence is
+    then `needs_attention`, with the reason in its events). 409 from any other status,
+    422 naming each missing field of an incomplete address.
+    """
+    license = await states.lock(session, LICENSE_MACHINE, license.id)
+    if license.status not in (RETURNED, NEEDS_ATTENTION):
+        raise InvalidTransition(
+            f"licence {license.id} is {license.status}; only a returned licence or one that "
+            "needs attention can be dispatched again",
+            code="invalid_state_transition",
+        )
+    if address is not None:
+        license.address = checked_address(address)
+        license.delivery_method = "courier"
+    else:
+        checked_address(license.address)
+    return await _dispatch(session, license, "redispatch")
+
+
+async def _dispatch(session: AsyncSession, license: License, event: str) -> Dispatch | None:
+    problems = address_problems(license.address)
+    if problems:
+        missing = ", ".join(p["field"] for p in problems)
+        await _move(
+            session, license, "no_partner", reason=f"the delivery address is incomplete: {missing}"
+        )
+        return None
+    address = license.address or {}
+    allocation = await allocate(session, address)
+    if allocation.partner is None or allocation.handover_date is None:
+        await _move(session, license, "no_partner", reason=allocation.reason)
+        return None
+    partner = allocation.partner
+    now = utcnow()
+    dispatch = Dispatch(
+        id=new_id("dsp"),
+        license_id=license.id,
+        payment_id=license.payment_id,
+        department=license.department,
+        partner=partner.code,
+        tracking_number=new_tracking_number(),
+        status=D_CREATED,
+        address=dict(address),
+        handover_date=allocation.handover_date,
+        failed_attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(dispatch)
+    await session.flush()
+    data = dispatch_event(dispatch)
+    event_id = await outbox.record_event(
+        session,
+        "dispatch.created",
+        msgspec.to_builtins(data),
+        payment_id=dispatch.payment_id,
+        department=dispatch.department,
+        subject_id=dispatch.id,
+        occurred_at=now,
+    )
+    if partner.webhook_url:
+        await enqueue(
+            session,
+            target=service.webhook_target(partner.code),
+            url=partner.webhook_url,
+            secrets=[await service.partner_secret(session, partner)],
+            event_id=event_id,
+            event_type="dispatch.created",
+            created_at=now,
+            data=data,
+        )
+    await _move(session, license, event, dispatch=dispatch)
+    return dispatch
+
+
+async def _move(
+    session: AsyncSession,
+    license: License,
+    event: str,
+    *,
+    dispatch: Dispatch | None = None,
+    reason: str | None = None,
+) -> states.Transition[License]:
+    async def effect(row: License, transition: states.Transition[License]) -> Any:
+        return license_event(
+            row,
+            previous_status=transition.previous,
+            dispatch=dispatch,
+            reason=reason if reason is not None else msgspec.UNSET,
+        )
+
+    return await states.apply(session, LICENSE_MACHINE, license, event, effect)

@@ -1,0 +1,506 @@
+"""Licences: issued for a paid matter (by its department, or on payment for `auto_issue`
+matters), read with their timeline, revoked, collected at the window, redispatched.
+
+A licence is born `issued`, signed (its QR code's verify code) and announced by
+`license.issued` in the same transaction; every later move goes through
+`onetrip.states.apply` on `LICENSE_MACHINE`. Functions take the caller's session and
+never commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from delivery import dispatching, signing
+from delivery.events import license_event
+from delivery.models import Dispatch, DispatchEvent, License
+from delivery.printers import DEFAULT_STATION, parse_printers
+from delivery.schemas import (
+    LicenseDispatch,
+    LicenseIn,
+    LicenseOut,
+    LicenseTimelineEntry,
+    RedispatchIn,
+)
+from delivery.states import (
+    ISSUED,
+    LICENSE_MACHINE,
+    NEEDS_ATTENTION,
+    RETURNED,
+    REVOKED,
+)
+from onetrip import outbox
+from onetrip.auth import Principal
+from onetrip.clock import utcnow
+from onetrip.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from onetrip.ids import new_id
+from onetrip.pagination import envelope, page
+from onetrip.settings import get_settings
+from onetrip.states import StateTransition, Transition, apply
+from payments import catalogue
+from payments import service as payments
+from payments.models import Department, Payment
+from payments.states import SUCCEEDED
+
+log = logging.getLogger("onetrip.delivery.licenses")
+
+#: what a licence's timeline calls the licence's own birth (not a machine move)
+ISSUE_EVENT = "issue"
+
+
+# --- issuing ---------------------------------------------------------------------------
+
+
+#: the days a licence's validity may name (the verify code stores each as a day number)
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _check_validity(valid_from: date | None, valid_until: date | None) -> None:
+    errors = [
+        {"field": name, "message": f"must be between {EARLIEST_DAY} and {LATEST_DAY}"}
+        for name, day in (("valid_from", valid_from), ("valid_until", valid_until))
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY
+    ]
+    if not errors and valid_from and valid_until and valid_until < valid_from:
+        errors = [{"field": "valid_until", "message": "must not be before valid_from"}]
+    if errors:
+        raise ValidationFailed(
+            f"the validity is not possible: {errors[0]['field']} {errors[0]['message']}",
+            code="invalid_validity",
+            errors=errors,
+        )
+
+
+async def _check_issuable(session: AsyncSession, payment: Payment) -> None:
+    """Refuse (409) a licence for money that is not (or no longer) there, or for a matter
+    whose licence is not delivered; and a second licence for one payment."""
+    if payment.status != SUCCEEDED:
+        raise Conflict(
+            f"payment {payment.id} is {payment.status}, not paid: no licence yet",
+            code="payment_not_paid",
+        )
+    if payment.refund_status == "full":
+        raise Conflict(f"payment {payment.id} was refunded in full", code="payment_refunded")
+    info = await catalogue.matter_info(payment.matter_code, session)
+    if info is None or not info.deliverable:
+        raise Conflict(
+            f"matter {payment.matter_code} issues no licence to deliver",
+            code="matter_not_deliverable",
+        )
+    existing = await license_of_payment(session, payment.id)
+    if existing is not None:
+        raise Conflict(
+            f"payment {payment.id} has its licence already: {existing.id}",
+            code="license_exists",
+            extra={"license_id": existing.id},
+        )
+
+
+async def _license_no_taken(session: AsyncSession, department: str, license_no: str) -> bool:
+    stmt = select(License.id).where(
+        License.department == department, License.license_no == license_no
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def license_of_payment(session: AsyncSession, payment_id: str) -> License | None:
+    """The licence issued for a payment (there is at most one)."""
+    stmt = select(License).where(License.payment_id == payment_id).limit(1)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _issue(
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    license_no: str,
+    title: str,
+    holder_name: str,
+    fields: dict[str, str],
+    valid_from: date | None,
+    valid_until: date | None,
+) -> License:
+    """Insert the licence (payment row locked by the caller), sign it, write
+    `license.issued`. The payment's delivery method and address are copied: a
+    redispatch may correct the licence's address later, never the payment's."""
+    if await _license_no_taken(session, payment.department, license_no):
+        raise Conflict(
+            f"licence number {license_no} is taken in department {payment.department}",
+            code="license_no_exists",
+        )
+    now = utcnow()
+    delivery = payment.delivery or {}
+    license = License(
+        id=new_id("lic"),
+        department=payment.department,
+        payment_id=payment.id,
+        matter_code=payment.matter_code,
+        license_no=license_no,
+        title=title,
+        holder_name=holder_name,
+        fields=dict(fields),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        status=ISSUED,
+        delivery_method=delivery.get("method") or "pickup",
+        address=delivery.get("address"),
+        print_station=print_station(payment.department),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(license)
+    await signing.sign_license(session, license)
+    await session.flush()
+    await outbox.record_event(
+        session,
+        "license.issued",
+        msgspec.to_builtins(license_event(license)),
+        payment_id=license.payment_id,
+        department=license.department,
+        subject_id=license.id,
+        occurred_at=now,
+    )
+    return license
+
+
+def print_station(department: str) -> str:
+    """Where the licence prints: the department's own station when `ONETRIP_PRINTERS`
+    names one, else the default station (one run for every other department)."""
+    try:
+        stations = parse_printers(get_settings().printers)
+    except ValueError:  # refused when the print job reads it; issuing goes on
+        stations = {}
+    return department if department in stations else DEFAULT_STATION
+
+
+async def issue_license(session: AsyncSession, principal: Principal, data: LicenseIn) -> License:
+    """Issue a licence for one of the department's paid payments (POST /licenses).
+
+    404 for a payment the key may not see; 409 `payment_not_paid`, `payment_refunded`,
+    `matter_not_deliverable`, `license_exists` (naming it), `license_no_exists`; 422
+    for a validity that ends before it starts."""
+    _check_validity(data.valid_from, data.valid_until)
+    # The payment's row lock makes "one licence per payment" hold under concurrent issues.
+    payment = await payments.get_payment(session, principal, data.payment_id, lock=True)
+    await _check_issuable(session, payment)
+    return await _issue(
+        session,
+        payment,
+        license_no=data.license_no,
+        title=data.title,
+        holder_name=data.holder_name,
+        fields=data.fields,
+        valid_from=data.valid_from,
+        valid_until=data.valid_until,
+    )
+
+
+async def department_today(session: AsyncSession, department: str) -> date:
+    """Today in the department's time zone (an auto-issued licence's year and start)."""
+    row = await session.get(Department, department)
+    try:
+        zone = ZoneInfo(row.timezone if row else "Asia/Shanghai")
+    except (KeyError, ValueError):
+        zone = ZoneInfo("Asia/Shanghai")
+    return utcnow().astimezone(zone).date()
+
+
+def auto_license_numbers(department: str, year: int, payment_id: str) -> list[str]:
+    """The numbers an auto-issued licence may take, shortest first: the department, the
+    year and the random tail of the payment id (`PSB-2026-7KX3QF9M`). Each is readable
+    and derived from the payment, so a repeated event proposes the same ones; a longer
+    one is taken only when a shorter one is already used in the department."""
+    tail = payment_id.split("_", 1)[-1].upper()
+    return [f"{department}-{year}-{tail[-n:]}" for n in (8, 12, len(tail))]
+
+
+async def auto_issue(session: AsyncSession, payment_id: str) -> License | None:
+    """Issue the licence of a just-paid `auto_issue` matter; None when there is nothing
+    to issue (another kind of matter, the payment no longer paid) or the licence exists
+    already (a repeated event, or the department issued it first)."""
+    stmt = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    payment = (await session.execute(stmt)).scalar_one_or_none()
+    if payment is None:
+        return None
+    info = await catalogue.matter_info(payment.matter_code, session)
+    if info is None or not (info.auto_issue and info.deliverable):
+        return None
+    if await license_of_payment(session, payment.id) is not None:
+        return None
+    try:
+        await _check_issuable(session, payment)
+    except Conflict as refused:
+        log.info("no licence issued for payment %s: %s", payment.id, refused.detail)
+        return None
+    today = await department_today(session, payment.department)
+    for license_no in auto_license_numbers(payment.department, today.year, payment.id):
+        if not await _license_no_taken(session, payment.department, license_no):
+            break
+    applicant = payment.applicant or {}
+    return await _issue(
+        session,
+        payment,
+        license_no=license_no,
+        title=payment.matter_name,
+        holder_name=str(applicant.get("name") or payment.reference),
+        fields={"业务编号": payment.reference},
+        valid_from=today,
+        valid_until=None,
+    )
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+async def get_license(
+    session: AsyncSession, principal: Principal, license_id: str, *, lock: bool = False
+) -> License:
+    """The licence if the key may see it; another department's is a 404."""
+    stmt = select(License).where(License.id == license_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    license = (await session.execute(stmt)).scalar_one_or_none()
+    if license is None or not principal.sees_department(license.department):
+        raise NotFound(f"no licence {license_id}", code="license_not_found")
+    return license
+
+
+async def _latest_dispatches(
+    session: AsyncSession, license_ids: Iterable[str]
+) -> dict[str, Dispatch]:
+    ids = list(license_ids)
+    if not ids:
+        return {}
+    stmt = select(Dispatch).where(Dispatch.license_id.in_(ids)).order_by(Dispatch.id)
+    return {d.license_id: d for d in (await session.execute(stmt)).scalars()}  # newest wins
+
+
+def license_view(license: License, dispatch: Dispatch | None = None) -> LicenseOut:
+    return LicenseOut(
+        id=license.id,
+        status=license.status,
+        license_no=license.license_no,
+        title=license.title,
+        holder_name=license.holder_name,
+        fields=dict(license.fields or {}),
+        valid_from=license.valid_from,
+        valid_until=license.valid_until,
+        payment_id=license.payment_id,
+        department=license.department,
+        matter_code=license.matter_code,
+        delivery_method=license.delivery_method,
+        address=license.address,
+        print_station=license.print_station,
+        verify_url=signing.verify_url(license.verify_code) if license.verify_code else None,
+        revoked_at=license.revoked_at,
+        revoke_reason=license.revoke_reason,
+        collected_by=license.collected_by,
+        collected_at=license.collected_at,
+        dispatch=(
+            LicenseDispatch(
+                id=dispatch.id,
+                partner=dispatch.partner,
+                tracking_number=dispatch.tracking_number,
+                status=dispatch.status,
+            )
+            if dispatch
+            else None
+        ),
+        created_at=license.created_at,
+        updated_at=license.updated_at,
+    )
+
+
+async def view(session: AsyncSession, license: License) -> LicenseOut:
+    """The licence as the API shows it, with its latest parcel."""
+    dispatches = await _latest_dispatches(session, [license.id])
+    return license_view(license, dispatches.get(license.id))
+
+
+async def list_licenses(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    payment_id: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """One page of the licences the key may see, newest first.
+    `status=needs_attention` is the list of licences waiting for a courier partner."""
+    stmt = select(License)
+    if principal.role != "admin" and not principal.all_departments:
+        stmt = stmt.where(License.department.in_(principal.departments))
+    if status:
+        stmt = stmt.where(License.status == status)
+    if payment_id:
+        stmt = stmt.where(License.payment_id == payment_id)
+    rows = list((await session.execute(page(stmt, License.id, cursor, limit))).scalars())
+    dispatches = await _latest_dispatches(session, (r.id for r in rows))
+    views = [license_view(r, dispatches.get(r.id)) for r in rows]
+    return envelope(views, limit, id_of=lambda item: item.id)
+
+
+async def timeline(
+    session: AsyncSession, principal: Principal, license_id: str
+) -> list[LicenseTimelineEntry]:
+    """Everything that happened to a licence, oldest first: its issue, each move of its
+    machine, and its parcels' creation and courier events (late ones too, marked)."""
+    license = await get_license(session, principal, license_id)
+    entries = [
+        LicenseTimelineEntry(
+            occurred_at=license.created_at, source="license", event=ISSUE_EVENT, status=ISSUED
+        )
+    ]
+    moves = StateTransition.__table__.c
+    rows = (
+        await session.execute(
+            select(StateTransition.__table__)
+            .where(moves.machine == LICENSE_MACHINE.name, moves.subject_id == license.id)
+            .order_by(moves.id)
+        )
+    ).all()
+    reasons = await _reasons(session, license)
+    for row in rows:
+        reason = None
+        if row.applied and row.to_state in reasons and reasons[row.to_state]:
+            reason = reasons[row.to_state].pop(0)
+        entries.append(
+            LicenseTimelineEntry(
+                occurred_at=row.occurred_at,
+                source="license",
+                event=row.event,
+                status=row.to_state,
+                previous_status=row.from_state,
+                applied=row.applied,
+                reason=reason,
+            )
+        )
+    dispatches = list(
+        (
+            await session.execute(
+                select(Dispatch).where(Dispatch.license_id == license.id).order_by(Dispatch.id)
+            )
+        ).scalars()
+    )
+    by_id = {d.id: d for d in dispatches}
+    for dispatch in dispatches:
+        entries.append(
+            LicenseTimelineEntry(
+                occurred_at=dispatch.created_at,
+                source="dispatch",
+                event="create",
+                status="created",
+                dispatch_id=dispatch.id,
+                partner=dispatch.partner,
+                tracking_number=dispatch.tracking_number,
+            )
+        )
+    if by_id:
+        events = (
+            await session.execute(
+                select(DispatchEvent)
+                .where(DispatchEvent.dispatch_id.in_(list(by_id)))
+                .order_by(DispatchEvent.id)
+            )
+        ).scalars()
+        for event in events:
+            dispatch = by_id[event.dispatch_id]
+            entries.append(
+                LicenseTimelineEntry(
+                    occurred_at=event.occurred_at,
+                    source="dispatch",
+                    event=event.status,
+                    status=event.status,
+                    applied=event.applied,
+                    dispatch_id=dispatch.id,
+                    partner=dispatch.partner,
+                    tracking_number=dispatch.tracking_number,
+                    location=event.location,
+                    note=event.note,
+                    recipient_name=event.recipient_name,
+                )
+            )
+    # stable: within one moment, the order written (issue first, a move before its parcel)
+    return sorted(entries, key=lambda entry: entry.occurred_at)
+
+
+async def _reasons(session: AsyncSession, license: License) -> dict[str, list[str | None]]:
+    """The `reason` of each of the licence's events, by the status it reached, in order
+    (revoked: why; needs_attention: what is missing): the outbox keeps them."""
+    table = outbox.OutboxEvent.__table__.c
+    wanted = {LICENSE_MACHINE.emits[s]: s for s in (REVOKED, NEEDS_ATTENTION)}
+    rows = (
+        await session.execute(
+            select(table.type, table.data)
+            .where(table.subject_id == license.id, table.type.in_(list(wanted)))
+            .order_by(table.id)
+        )
+    ).all()
+    reasons: dict[str, list[str | None]] = {}
+    for row in rows:
+        reasons.setdefault(wanted[row.type], []).append((row.data or {}).get("reason"))
+    return reasons
+
+
+# --- moving ----------------------------------------------------------------------------
+
+
+async def revoke(
+    session: AsyncSession, principal: Principal, license_id: str, reason: str
+) -> License:
+    """Revoke a licence (from any status but delivered or collected); its verify page
+    says so from then on. Revoking a revoked licence changes nothing."""
+    license = await get_license(session, principal, license_id)
+
+    async def record(row: License, move: Transition[License]) -> Any:
+        row.revoked_at = utcnow()
+        row.revoke_reason = reason
+        return license_event(row, previous_status=move.previous, reason=reason)
+
+    return (await apply(session, LICENSE_MACHINE, license, "revoke", record)).row
+
+
+async def collect(
+    session: AsyncSession, principal: Principal, license_id: str, collected_by: str
+) -> License:
+    """Record that the licence was collected at the window (pickup_ready → collected)."""
+    license = await get_license(session, principal, license_id)
+
+    async def record(row: License, move: Transition[License]) -> Any:
+        row.collected_by = collected_by
+        row.collected_at = utcnow()
+        return license_event(row, previous_status=move.previous)
+
+    return (await apply(session, LICENSE_MACHINE, license, "collect", record)).row
+
+
+async def redispatch(
+    session: AsyncSession, principal: Principal, license_id: str, data: RedispatchIn
+) -> License:
+    """Send a returned (or unallocated) licence out again, to a corrected address when
+    one is given: the courier side (`delivery.dispatching.redispatch`) allocates a
+    partner and creates the new parcel, or leaves it in needs_attention."""
+    license = await get_license(session, principal, license_id, lock=True)
+    if license.status not in (RETURNED, NEEDS_ATTENTION):
+        raise InvalidTransition(
+            f"licence {license.id} is {license.status}; only a returned licence or one "
+            "waiting for a courier partner can be dispatched again",
+            code="invalid_state_transition",
+        )
+    address = dict(data.address) if data.address is not None else None
+    await dispatching.redispatch(session, license, address)
+    return await get_license(session, principal, license_id)

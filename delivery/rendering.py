@@ -1,0 +1,186 @@
+"""Rendering an issued licence: its PDF and cover sheet kept as `LicenseDocument` rows,
+then the licence moves `render` (→ rendered, event `license.rendered`).
+
+The consumer of `license.issued` (delivery/jobs.py) draws in `prepare=` — outside any
+transaction, changing nothing — and `keep_documents` stores what was drawn and applies
+the move in the unit of work that also marks the event consumed. Drawing again for the
+same licence gives the same bytes, so a re-run (two workers, a retry after a crash)
+stores nothing new: a document is a new version only when its content changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from delivery import documents, signing
+from delivery.events import license_event
+from delivery.models import License, LicenseDocument
+from delivery.states import ISSUED, LICENSE_MACHINE
+from onetrip.clock import utcnow
+from onetrip.db import get_database, insert_ignoring_conflicts
+from onetrip.errors import NotFound
+from onetrip.pdf import cjk_font_in_use
+from onetrip.states import Transition, apply
+from payments.models import Department, Matter
+
+KINDS = ("license", "cover")
+
+_PAGE = re.compile(rb"/Type /Page\b(?!s)")
+
+
+def page_count(pdf: bytes) -> int:
+    """Pages of a PDF we drew (ReportLab writes each page object uncompressed)."""
+    return len(_PAGE.findall(pdf))
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One document drawn for a licence, ready to keep."""
+
+    kind: str
+    content: bytes
+    sha256: str
+    pages: int
+    font: str
+
+
+@dataclass(frozen=True)
+class DrawnLicense:
+    license_id: str
+    verify_code: str
+    documents: tuple[Drawn, ...]
+
+
+async def license_data(
+    session: AsyncSession, license: License, verify_code: str
+) -> documents.LicenseData:
+    """What the licence's documents show, with the department's and matter's names."""
+    department = await session.get(Department, license.department)
+    matter = await session.get(Matter, license.matter_code)
+    return documents.LicenseData(
+        license_id=license.id,
+        license_no=license.license_no,
+        title=license.title,
+        department_name=department.name if department else license.department,
+        holder_name=license.holder_name,
+        fields=[(str(k), str(v)) for k, v in (license.fields or {}).items()],
+        valid_from=license.valid_from,
+        valid_until=license.valid_until,
+        issued_at=license.created_at,
+        verify_url=signing.verify_url(verify_code),
+        matter_name=matter.name if matter else "",
+        delivery_method=license.delivery_method,
+        address=license.address,
+    )
+
+
+def draw_documents(data: documents.LicenseData) -> tuple[Drawn, ...]:
+    font = cjk_font_in_use()
+    label = font.label if font.embedded else f"{font.label} (not embedded)"
+    drawn = []
+    for kind, render in (("license", documents.render_license), ("cover", documents.render_cover)):
+        pdf = render(data)
+        drawn.append(Drawn(kind, pdf, hashlib.sha256(pdf).hexdigest(), page_count(pdf), label))
+    return tuple(drawn)
+
+
+async def draw_license(license_id: str) -> DrawnLicense | None:
+    """The documents of an issued licence, drawn outside any transaction (None: it is no
+    longer `issued`, or gone). Writes nothing."""
+    async with get_database().session() as session:
+        license = await session.get(License, license_id)
+        if license is None or license.status != ISSUED:
+            return None
+        code = license.verify_code
+        if code is None:  # not signed yet: the code keep_documents will sign (Ed25519
+            # signatures are deterministic, so the same key gives the same code)
+            key = signing.private_key()
+            code = signing.sign_with(license, signing.kid_for(key.public_key()), key)
+        data = await license_data(session, license, code)
+    return DrawnLicense(license_id, code, draw_documents(data))
+
+
+async def keep_documents(session: AsyncSession, drawn: DrawnLicense) -> bool:
+    """Store the drawn documents and move the licence to `rendered`, in the caller's
+    unit of work. False when it was not `issued` any more (nothing is stored)."""
+
+    async def effect(license: License, transition: Transition[License]) -> object:
+        if license.verify_code is None:
+            await signing.sign_license(session, license)
+        if license.verify_code != drawn.verify_code:
+            # signed again (a key rotation) since the drawing: its QR code is stale
+            raise RuntimeError(f"licence {license.id} changed while it was drawn; draw again")
+        for document in drawn.documents:
+            await store_document(session, license.id, document)
+        return license_event(license, previous_status=transition.previous)
+
+    license = await session.get(License, drawn.license_id)
+    if license is None or license.status != ISSUED:
+        return False
+    transition = await apply(session, LICENSE_MACHINE, drawn.license_id, "render", effect)
+    return transition.changed
+
+
+async def store_document(session: AsyncSession, license_id: str, document: Drawn) -> int:
+    """Keep a document as its kind's next version unless the latest one is the same
+    bytes; returns the version that is current."""
+    latest = (
+        await session.execute(
+            select(LicenseDocument.version, LicenseDocument.sha256)
+            .where(LicenseDocument.license_id == license_id, LicenseDocument.kind == document.kind)
+            .order_by(LicenseDocument.version.desc())
+            .limit(1)
+        )
+    ).first()
+    if latest is not None and latest.sha256 == document.sha256:
+        return latest.version
+    version = 1 if latest is None else latest.version + 1
+    stmt = insert_ignoring_conflicts(
+        session, LicenseDocument.__table__, ["license_id", "kind", "version"]
+    ).values(
+        license_id=license_id,
+        kind=document.kind,
+        version=version,
+        content=document.content,
+        sha256=document.sha256,
+        pages=document.pages,
+        font=document.font,
+        rendered_at=utcnow(),
+    )
+    await session.execute(stmt)
+    return version
+
+
+async def current_document_row(
+    session: AsyncSession, license_id: str, kind: str = "license"
+) -> LicenseDocument:
+    if kind not in KINDS:
+        raise NotFound(f"no {kind} document", code="license_document_not_found")
+    row = await session.scalar(
+        select(LicenseDocument)
+        .where(LicenseDocument.license_id == license_id, LicenseDocument.kind == kind)
+        .order_by(LicenseDocument.version.desc())
+        .limit(1)
+    )
+    if row is None:
+        raise NotFound(
+            f"licence {license_id} has no {kind} document yet", code="license_document_not_found"
+        )
+    return row
+
+
+async def current_document(session: AsyncSession, license_id: str, kind: str = "license") -> bytes:
+    """The latest rendered PDF of a licence (`license` or its `cover` sheet); NotFound
+    before it is rendered."""
+    return (await current_document_row(session, license_id, kind)).content
+
+
+async def document_versions(session: AsyncSession, license_id: str) -> int:
+    """How many documents a licence has (every kind and version): for tests and checks."""
+    stmt = select(func.count()).where(LicenseDocument.license_id == license_id)
+    return int(await session.scalar(stmt) or 0)

@@ -1,0 +1,80 @@
+"""The licence and cover sheet drawings as pure functions: the same data gives the same
+bytes, different data different bytes; the pickup cover sheet; a long licence."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from datetime import UTC, date, datetime
+
+from pypdf import PdfReader
+
+from delivery.documents import LicenseData, render_cover, render_license
+from delivery.rendering import page_count
+
+DATA = LicenseData(
+    license_id="lic_01JUNIT0000000000000",
+    license_no="浙公驾 330106-2026-0007",
+    title="营业执照",
+    department_name="杭州市西湖区市场监督管理局",
+    holder_name="杭州西湖文三数码有限公司",
+    fields=[("类型", "有限责任公司"), ("住所", "浙江省杭州市西湖区文三路 100 号")],
+    valid_from=date(2026, 12, 1),
+    valid_until=None,
+    issued_at=datetime(2026, 12, 1, 2, 30, tzinfo=UTC),
+    verify_url="https://onetrip.gov.cn/verify/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA",
+    matter_name="营业执照设立登记",
+    address={
+        "recipient": "王芳",
+        "phone": "13900139000",
+        "province": "浙江省",
+        "city": "杭州市",
+        "district": "西湖区",
+        "line1": "文三路 100 号",
+        "postal_code": "310012",
+    },
+)
+
+
+def text_of(pdf: bytes) -> str:
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_the_same_licence_renders_the_same_bytes_and_a_changed_one_does_not():
+    assert render_license(DATA) == render_license(DATA)
+    assert render_cover(DATA) == render_cover(DATA)
+    other = dataclasses.replace(DATA, holder_name="杭州西湖文四数码有限公司")
+    assert render_license(other) != render_license(DATA)
+    moved = dataclasses.replace(DATA, address={**DATA.address, "line1": "文二路 8 号"})  # type: ignore[dict-item]
+    assert render_cover(moved) != render_cover(DATA)
+    assert render_license(moved) == render_license(DATA)  # the address is not on the licence
+
+
+def test_a_licence_without_expiry_says_so():
+    text = text_of(render_license(DATA))
+    assert "2026年12月01日 至 长期" in text and "营业执照设立登记" in text
+
+
+def test_a_pickup_cover_sheet_says_where_to_collect_it():
+    pickup = dataclasses.replace(DATA, delivery_method="pickup", address=None)
+    text = text_of(render_cover(pickup))
+    assert "王芳" not in text and DATA.holder_name in text
+    # in the window: the holder, and that it waits at the window
+    assert "请持本人身份证件到发证机关领取" in text
+    assert "To be collected at the department's window" in text
+
+
+def test_a_licence_with_many_fields_continues_on_a_second_page():
+    long = dataclasses.replace(DATA, fields=[(f"字段{i}", "很长的内容" * 8) for i in range(16)])
+    pdf = render_license(long)
+    assert page_count(pdf) == 2 == len(PdfReader(io.BytesIO(pdf)).pages)
+    assert page_count(render_license(DATA)) == 1
+    assert "字段15" in text_of(pdf)
+
+
+def test_a_licence_number_with_chinese_prints_in_full_wherever_it_appears():
+    # Helvetica has no Chinese: a number drawn in it would lose 浙公驾 (boxes on paper,
+    # nothing in the text layer). The licence shows it in the heading, the table and
+    # the footer; the cover sheet beside the window.
+    assert text_of(render_license(DATA)).count(DATA.license_no) == 3
+    assert text_of(render_cover(DATA)).count(DATA.license_no) == 1
