@@ -4,7 +4,7 @@ from onetrip.domain import Domain
 
 domain = Domain(
     name="ledger",
-    routes=("ledger.api",),
+    routes=("ledger.api", "ledger.reconciliation.api"),
     jobs=("ledger.jobs",),
     models=("ledger.models",),
     queues=("ledger",),

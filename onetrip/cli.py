@@ -56,6 +56,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> None:
     reset_settings()
     settings = get_settings()
     _configure_logging()
+    _announce_cjk_font()
     if not settings.embedded_broker:
         _configure_broker(settings.broker_url)  # fail here, not in every API process
     if settings.embedded_broker:
@@ -297,10 +298,148 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
         os.environ["ONETRIP_PORT"] = str(port)
     os.environ.setdefault("ONETRIP_COURIER_SIMULATOR", "true")
     reset_settings()
+    _announce_cjk_font()
     asyncio.run(seed_demo(echo=click.echo))
     sys.stdout.flush()
     if not no_serve:
         _serve(host, port, 1)
+
+
+# --- licence verification (delivery helper DS) ----------------------------------------
+
+
+@keys.command("rotate-signing")
+def keys_rotate_signing() -> None:
+    """A new Ed25519 key signs licence codes from now on; the old public keys stay in the
+    JWKS, so licences already printed keep verifying."""
+    from delivery.signing import key_path, rotate_signing_key
+
+    async def work(session: Any) -> str:
+        kid = await rotate_signing_key(session)
+        return f"signing key {kid} signs from now on (private key in {key_path()})"
+
+    click.echo(_run_keys(work))
+
+
+def _load_jwks(source: str) -> Any:
+    import json
+
+    import httpx
+
+    try:
+        if source.startswith(("http://", "https://")):
+            response = httpx.get(source, timeout=10, follow_redirects=True)
+            response.raise_for_status()
+            return response.json()
+        with open(source, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        raise click.ClickException(f"cannot read the keys from {source}: {exc}") from exc
+
+
+@main.command("verify")
+@click.argument("code_or_url")
+@click.option(
+    "--keys",
+    "keys_source",
+    default=None,
+    help="JWKS file (or URL); default: /.well-known/jwks.json of the code's server.",
+)
+def verify_code(code_or_url: str, keys_source: str | None) -> None:
+    """Check a licence's verification code offline: its Ed25519 signature against the
+    JWKS, then print what it says. Exit status 1 when it is not genuine."""
+    from urllib.parse import urlsplit
+
+    from delivery.signing import InvalidCode, verify
+
+    if keys_source is None:
+        parts = urlsplit(code_or_url.strip())
+        base = f"{parts.scheme}://{parts.netloc}" if parts.netloc else get_settings().public_url
+        keys_source = f"{base}/.well-known/jwks.json"
+    jwks = _load_jwks(keys_source)
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise click.ClickException(f'{keys_source} is not a JWKS (no "keys" list)')
+    try:
+        claims = verify(code_or_url, jwks)
+    except InvalidCode:
+        click.echo("NOT GENUINE: the signature does not verify with these keys", err=True)
+        sys.exit(1)
+    click.echo("genuine: signature verified")
+    for name, value in claims.as_dict().items():
+        click.echo(f"{name}: {value if value is not None else '-'}")
+
+
+# --- the CJK font line at start, and `onetrip doctor` (issue 7) -------------------------
+
+
+def _announce_cjk_font() -> None:
+    """One line at start when PDFs have no embeddable Chinese font (said once a process)."""
+    from onetrip.pdf.fonts import font_advice_once
+
+    advice = font_advice_once()
+    if advice:
+        click.echo(f"WARNING: {advice}", err=True)
+
+
+@main.command()
+def doctor() -> None:
+    """Check the CJK font, database, broker, Stripe and SMTP; say what to do."""
+    from onetrip import doctor as checks
+
+    found = asyncio.run(checks.run_checks(get_settings()))
+    for line in checks.table(found):
+        click.echo(line)
+    if checks.failed(found):
+        raise SystemExit(1)
+
+
+# --- reconciliation imports (finance helper F, issue 10) -------------------------------
+
+
+@main.group()
+def reconcile() -> None:
+    """Import Stripe's and the banks' records for reconciliation."""
+
+
+@reconcile.command("import")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--source",
+    required=True,
+    type=click.Choice(["stripe_balance", "stripe_payout_recon", "bank_csv", "camt053"]),
+    help="stripe_balance reads the Stripe API (no FILE).",
+)
+@click.option("--profile", default=None, help="Mapping profile name (bank_csv).")
+@click.option("--currency", default=None, help="Every line must be in this currency.")
+def reconcile_import(
+    file: str | None, source: str, profile: str | None, currency: str | None
+) -> None:
+    """Import FILE (all lines or none; lines imported before are skipped)."""
+    from ledger.reconciliation.cli import run_import
+
+    run_import(file, source, profile, currency)
+
+
+@reconcile.group("profile")
+def reconcile_profile() -> None:
+    """Banks' CSV mapping profiles."""
+
+
+@reconcile_profile.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def reconcile_profile_add(file: str) -> None:
+    """Save the mapping profile in FILE (JSON, the fields of POST .../profiles)."""
+    from ledger.reconciliation.cli import add_profile
+
+    add_profile(file)
+
+
+@reconcile_profile.command("list")
+def reconcile_profile_list() -> None:
+    """The saved mapping profiles."""
+    from ledger.reconciliation.cli import list_profiles
+
+    list_profiles()
 
 
 if __name__ == "__main__":

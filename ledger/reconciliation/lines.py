@@ -1,0 +1,144 @@
+"""One external line as every importer hands it over, and the value parsers they share.
+
+Amounts never pass through float: a major-unit text is checked character by character,
+made a Decimal and converted exactly with the currency's exponent (`Money.from_major`),
+so "12.345" CNY is refused rather than rounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ledger.reconciliation.errors import bad_line
+from onetrip.money import Money, valid_currency
+
+
+@dataclass(slots=True)
+class Line:
+    line_no: int
+    external_id: str
+    booked_on: date
+    amount: int
+    currency: str
+    raw: dict[str, Any]
+    value_on: date | None = None
+    fee: int | None = None
+    net: int | None = None
+    counterparty: str | None = None
+    reference: str | None = None
+    end_to_end_id: str | None = None
+    payout_id: str | None = None
+    payment_id: str | None = None
+    source_id: str | None = None
+    category: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+_COLUMNS = tuple(f.name for f in fields(Line) if f.name != "extra")
+_PLAIN = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def parse_major(
+    text: str,
+    currency: str,
+    line: int,
+    what: str,
+    *,
+    decimal_separator: str = ".",
+    thousands_separator: str | None = None,
+) -> int:
+    """Minor units of a major-unit text ("1,234.56", "1.234,56", "-12.30"), exactly."""
+    value = text.strip().replace(" ", "").replace("\u00a0", "")
+    if thousands_separator:
+        sign = value[:1] if value[:1] in "+-" else ""
+        body = value[len(sign) :]
+        whole, _, fraction = body.partition(decimal_separator)
+        if thousands_separator in whole:
+            groups = whole.split(thousands_separator)
+            if not (1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])):
+                raise bad_line(line, f"{what} {text!r} is not an amount", code="import_bad_amount")
+            whole = "".join(groups)
+        value = sign + whole + ("." + fraction if decimal_separator in body else "")
+    elif decimal_separator != ".":
+        if "." in value:
+            raise bad_line(line, f"{what} {text!r} is not an amount", code="import_bad_amount")
+        value = value.replace(decimal_separator, ".")
+    if not _PLAIN.fullmatch(value):
+        raise bad_line(line, f"{what} {text!r} is not an amount", code="import_bad_amount")
+    try:
+        return Money.from_major(Decimal(value), currency).amount
+    except ValueError as exc:
+        raise bad_line(line, f"{what} {text!r}: {exc}", code="import_bad_amount") from None
+
+
+#: how Chinese banks' exports name currencies besides the ISO code
+CURRENCY_NAMES = {
+    "人民币": "CNY",
+    "RMB": "CNY",
+    "美元": "USD",
+    "港币": "HKD",
+    "港元": "HKD",
+    "欧元": "EUR",
+    "日元": "JPY",
+    "英镑": "GBP",
+}
+
+
+def parse_currency(text: str, line: int, expected: str | None) -> str:
+    code = text.strip().upper()
+    code = CURRENCY_NAMES.get(code, code)
+    if not valid_currency(code):
+        raise bad_line(line, f"currency {text!r} is not an ISO 4217 code")
+    check_currency(code, line, expected)
+    return code
+
+
+def check_currency(code: str, line: int, expected: str | None) -> None:
+    if expected is not None and code != expected:
+        raise bad_line(
+            line,
+            f"the line is in {code} but the import is for {expected}",
+            code="import_wrong_currency",
+        )
+
+
+def parse_date(text: str, fmt: str, line: int, what: str) -> date:
+    try:
+        return datetime.strptime(text.strip(), fmt).date()
+    except ValueError:
+        raise bad_line(
+            line, f"{what} {text!r} is not a date as {fmt!r}", code="import_bad_date"
+        ) from None
+
+
+def parse_timestamp(text: str, line: int, what: str) -> datetime:
+    """Stripe report timestamps ("2026-11-03 08:15:02", ISO 8601), UTC when naive."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise bad_line(
+            line, f"{what} {text!r} is not a timestamp", code="import_bad_date"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def line_hash(*parts: object) -> str:
+    """A stable id for a line the bank gave no id to: the same line always hashes alike."""
+    text = json.dumps([str(p) if p is not None else None for p in parts], ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def text_or_none(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value[:limit] if value else None
