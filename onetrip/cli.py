@@ -63,6 +63,9 @@ def _serve(host: str | None, port: int | None, workers: int) -> None:
         from onetrip.migrate import upgrade
 
         upgrade()  # embedded: one command brings the database up to date
+        from delivery.signing import private_key
+
+        private_key()  # embedded: the licence signing key exists from the first start
         if workers != 1:
             click.echo("embedded mode runs one API process (set BROKER_URL to scale out)")
             workers = 1

@@ -173,7 +173,7 @@ def test_demo_no_serve_seeds_and_prints_how_to_try_it(tmp_path: Path) -> None:
     assert "curl -s -X POST http://127.0.0.1:8000/api/v1/payments" in out
     assert "4242 4242 4242 4242" in out
 
-    # Seeding twice keeps one catalogue (and prints new keys).
+    # Seeding twice keeps one catalogue (and shows the same keys again).
     again = run_onetrip("demo", "--no-serve", env=clean_env(), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert query(database, "SELECT count(*) FROM departments") == [(len(departments),)]
@@ -244,3 +244,65 @@ def test_demo_serves_the_whole_flow_with_no_configuration(tmp_path: Path) -> Non
     # uvicorn shuts down gracefully, then re-raises SIGTERM (so it may exit by it)
     assert code in (0, -15), demo.output()
     assert "Application shutdown complete" in demo.output()
+
+
+def test_the_demo_carries_a_licence_from_payment_to_the_door(tmp_path: Path) -> None:
+    """`onetrip demo` with nothing configured shows the whole journey: a paid passport's
+    licence is issued, rendered, printed to the spool, dispatched to the demo partner and
+    moved to `delivered` by the simulated courier through the courier API. (Its cut-off
+    and the simulator's steps are shortened; by default they take a minute or two.)"""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(ONETRIP_PRINT_INTERVAL="1", ONETRIP_COURIER_SIMULATOR_STEP="1")
+    demo = Process("demo", ["demo", "--port", str(port)], env, tmp_path, tmp_path)
+    try:
+        wait_ready(base, [demo], timeout=45)
+        # the signing key exists from the first start, beside the database, mode 600
+        key_file = tmp_path / "signing-key.pem"
+        assert key_file.exists() and key_file.stat().st_mode & 0o777 == 0o600
+        key, body = demo_payment_request(demo.output())
+        client = httpx.Client(base_url=base, timeout=15)
+        headers = {"Authorization": f"Bearer {key}"}
+        payment = client.post(
+            "/api/v1/payments", json=body, headers={**headers, "Idempotency-Key": "door-1"}
+        ).json()
+        token = payment["payment_url"].rsplit("/", 1)[1]
+        client.get(f"/pay/{token}")
+        client.post(f"/pay/{token}/sandbox", data={"card_number": "4242424242424242"})
+        issued = client.post(
+            "/api/v1/licenses",
+            json={
+                "payment_id": payment["id"],
+                "license_no": "浙公出 330100-2026-000001",
+                "title": "中华人民共和国普通护照",
+                "holder_name": body["applicant"]["name"],
+                "fields": {"护照号码": "E12345678"},
+            },
+            headers={**headers, "Idempotency-Key": "door-licence-1"},
+        )
+        assert issued.status_code == 201, issued.text
+        licence = issued.json()
+
+        deadline = time.monotonic() + 60
+        status = licence["status"]
+        while status != "delivered":
+            assert time.monotonic() < deadline, f"the licence stopped at {status}"
+            assert demo.alive()
+            time.sleep(0.5)
+            status = client.get(f"/api/v1/licenses/{licence['id']}", headers=headers).json()[
+                "status"
+            ]
+        events = client.get(f"/api/v1/licenses/{licence['id']}/events", headers=headers).text
+        for step in ("rendered", "printed", "dispatched", "out_for_delivery", "delivered"):
+            assert step in events, (step, events)
+        assert list((tmp_path / "spool").rglob("*.pdf")), "the print run went to the spool"
+        dispatch = client.get(f"/api/v1/licenses/{licence['id']}", headers=headers).json()
+        track = client.get(f"/track/{token}").text
+        assert "顺丰" in track and json.dumps(dispatch, ensure_ascii=False).count("OT") >= 1
+        tracking = re.search(r"OT\d{12}", json.dumps(dispatch))
+        assert tracking and tracking.group(0) in track, "the track page names the parcel"
+    except BaseException:
+        print_logs([demo])
+        raise
+    finally:
+        demo.stop()

@@ -177,11 +177,13 @@ async def _licences(client: httpx.AsyncClient, key: str, payment_ids: list[str])
     return found
 
 
+@pytest.mark.parametrize("printer", ["spool", "cups"])
 async def test_a_paid_matter_travels_to_the_door_on_real_processes(
-    broker_url: str, postgres_database_url: str, tmp_path: Path
+    printer: str, broker_url: str, postgres_database_url: str, tmp_path: Path
 ) -> None:
     database_url = postgres_database_url
-    stack, admin = await _open_stack(database_url, broker_url, tmp_path)
+    printers = {"ONETRIP_PRINTERS": f"default={service_url('cups')}"} if printer == "cups" else {}
+    stack, admin = await _open_stack(database_url, broker_url, tmp_path, **printers)
     try:
         stack.start("worker", "worker", "--threads", "4")
         await asyncio.to_thread(wait_ready, stack.base_url, stack.processes)
@@ -213,8 +215,15 @@ async def test_a_paid_matter_travels_to_the_door_on_real_processes(
                 ).text
                 for step in ("issued", "rendered", "printed", "dispatched"):
                     assert step in events, f"{step} missing from {events}"
-            spooled = list((tmp_path / "spool").rglob("*.pdf"))
-            assert spooled, "the print run reached the spool folder"
+            if printer == "spool":
+                assert list((tmp_path / "spool").rglob("*.pdf")), "the run reached the spool"
+            else:  # CUPS took the run: its job id is recorded
+                jobs = await _fetch(
+                    database_url,
+                    "SELECT count(*) FROM print_runs WHERE status = 'sent'"
+                    " AND printer LIKE 'ipp://%' AND printer_job_id IS NOT NULL",
+                )
+                assert jobs >= 1, "no print run was taken by CUPS"
             items = await _fetch(database_url, "SELECT count(*) FROM print_run_items")
             assert items == 3
 
