@@ -80,15 +80,22 @@ async def licence_for(
 
 
 async def move_licence(
-    license_id: str, event: str, at: datetime, dispatch_id: str | None = None
+    license_id: str,
+    event: str,
+    at: datetime,
+    dispatch_id: str | None = None,
+    *,
+    then: tuple[str, datetime, str | None] | None = None,
 ) -> None:
+    """Apply `event` (and `then`'s event in the same unit of work) to the licence."""
     async with unit_of_work() as session:
-        parcel = await session.get(Dispatch, dispatch_id) if dispatch_id else None
+        for step, moment, parcel_id in ((event, at, dispatch_id), *([then] if then else [])):
+            parcel = await session.get(Dispatch, parcel_id) if parcel_id else None
 
-        async def effect(row: Any, transition: Any) -> Any:
-            return license_event(row, previous_status=transition.previous, dispatch=parcel)
+            async def effect(row: Any, transition: Any, parcel: Any = parcel) -> Any:
+                return license_event(row, previous_status=transition.previous, dispatch=parcel)
 
-        await apply(session, LICENSE_MACHINE, license_id, event, effect, occurred_at=at)
+            await apply(session, LICENSE_MACHINE, license_id, step, effect, occurred_at=moment)
 
 
 async def dispatch_for(
@@ -178,9 +185,13 @@ async def delivered_licence(
     await paid_at(payment, start - timedelta(minutes=30))
     license_id = await licence_for(payment, issued_at=start, license_no=license_no)
     await move_licence(license_id, "render", start + hour * 0.1)
-    await move_licence(license_id, "print", start + hour)
     dispatch_id = await dispatch_for(license_id, payment, start + hour * 1.5, tracking_number)
-    await move_licence(license_id, "dispatch", start + hour * 1.5, dispatch_id)
+    # printed and dispatched in one unit of work, as the print run and the dispatch
+    # consumer would: the app's own dispatch consumer (a test server runs its worker)
+    # then finds the licence dispatched already and makes no parcel of its own
+    await move_licence(
+        license_id, "print", start + hour, then=("dispatch", start + hour * 1.5, dispatch_id)
+    )
     await courier_event(dispatch_id, "picked_up", start + hour * 2, "杭州市西湖区 文三路营业部")
     await courier_event(dispatch_id, "in_transit", start + hour * 4, "杭州转运中心")
     await courier_event(dispatch_id, "out_for_delivery", start + hour * 7, "杭州市西湖区")
