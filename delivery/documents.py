@@ -39,7 +39,7 @@ from onetrip.pdf import (
     draw_qr,
     draw_text,
     fit_text,
-    qr_matrix,
+    qr_size,
 )
 
 ISSUER = "OneTrip 政务服务平台"
@@ -160,7 +160,7 @@ def _rows(data: LicenseData) -> list[tuple[list[Line], list[Line]]]:
 def qr_modules(data: str) -> int:
     """Modules per side of the QR code of `data` (the kernel remembers the encoding, so
     `draw_qr` does not encode it again)."""
-    return len(qr_matrix(data))
+    return qr_size(data)
 
 
 def qr_side(data: str) -> float:

@@ -80,7 +80,13 @@ def qr_matrix(data: str) -> list[list[bool]]:
     return [[module == "1" for module in row] for row in _module_rows(data)]
 
 
+def qr_size(data: str) -> int:
+    """Modules per side of `qr_matrix(data)` (no quiet zone), without building the matrix."""
+    return len(_module_rows(data))
+
+
 _DARK_RUN = re.compile("1+")
+_NUMBERS = tuple(str(number) for number in range(178))  # a QR code has at most 177 modules
 
 
 def _dark_runs(row: str) -> list[tuple[int, int]]:
@@ -102,10 +108,13 @@ def draw_qr(
     module = size / (modules + 2 * quiet_zone)
     # Draw in module units (origin at the symbol's top-left, y down) so every rectangle
     # is four small integers: formatting ~300 float rectangles costs more than encoding.
+    # One regex pass over all rows joined by a light separator module finds every run,
+    # and the numbers come from a table of their strings: the same rectangles in the same
+    # order as row by row, in ~2/3 of the time (a licence's code has ~600-850 runs).
+    stride = modules + 1
     operators = [
-        f"{start} {row} {length} 1 re"
-        for row, cells in enumerate(matrix)
-        for start, length in _dark_runs(cells)
+        f"{_NUMBERS[start % stride]} {_NUMBERS[start // stride]} {_NUMBERS[end - start]} 1 re"
+        for start, end in map(re.Match.span, _DARK_RUN.finditer("0".join(matrix)))
     ]
     canvas.saveState()
     canvas.setFillColorRGB(0, 0, 0)

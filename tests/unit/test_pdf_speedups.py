@@ -1,0 +1,66 @@
+"""The kernel's faster replacements for ReportLab internals give ReportLab's own bytes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from reportlab.pdfbase import pdfdoc, ttfonts
+
+from onetrip import pdf
+from onetrip.pdf import barcodes, fonts
+
+FONTS = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # the licence's CJK font
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # many composite glyphs (accents)
+)
+
+
+@pytest.mark.parametrize("path", FONTS)
+def test_font_subsets_are_reportlabs_bytes(path: str) -> None:
+    if not Path(path).is_file():
+        pytest.skip(f"{path} not installed")
+    face = ttfonts.TTFontFace(path)
+    codes = sorted(face.charToGlyph)
+    rng = random.Random(7)
+    for _ in range(15):
+        subset = [*rng.sample(codes, rng.randint(1, 255)), 0x10FFFF]  # one the font lacks
+        assert fonts._make_subset(face, subset) == fonts._reportlab_make_subset(face, subset)
+    # the composite glyphs' component references were renumbered, not merely copied
+    cache = face.__dict__["_onetrip_subset_cache"]
+    assert path.endswith(".ttc") or any(entry[1] for entry in cache[5].values() if entry)
+
+
+def test_int_arrays_are_reportlabs_bytes() -> None:
+    document = pdfdoc.PDFDocument()
+    rng = random.Random(3)
+    for length in (0, 1, 9, 10, 11, 20, 21, 203):
+        for multiline in (True, False, "forced"):
+            array = pdfdoc.PDFArray([rng.randint(-3000, 3000) for _ in range(length)])
+            array.multiline = multiline
+            expected = pdf._reportlab_array_format(array, document)
+            assert array.format(document) == expected
+
+
+def test_qr_rectangles_cover_exactly_the_dark_modules() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.literal = ""
+
+        def addLiteral(self, text: str) -> None:
+            self.literal += text
+
+        def __getattr__(self, name: str):  # saveState, transform, ...: not recorded
+            return lambda *args, **kwargs: None
+
+    data = "https://onetrip.gov.cn/verify/" + "x7" * 90
+    canvas = Recorder()
+    modules = pdf.draw_qr(canvas, data, 0, 0, 100)
+    dark = {(x, y) for y, row in enumerate(pdf.qr_matrix(data)) for x, on in enumerate(row) if on}
+    painted = set()
+    for operator in canvas.literal.splitlines()[:-1]:
+        x, y, width, height, op = operator.split()
+        assert op == "re" and height == "1"
+        painted |= {(int(x) + i, int(y)) for i in range(int(width))}
+    assert painted == dark and modules == pdf.qr_size(data) == len(barcodes._module_rows(data))
