@@ -10,6 +10,6 @@ domain = Domain(
     routes=("delivery.api", "delivery.pages"),
     jobs=("delivery.jobs",),
     models=("delivery.models",),
-    queues=("delivery",),
+    queues=("delivery", "delivery_drawing"),  # drawing: delivery.jobs.DRAWING_QUEUE
     templates=(Path(__file__).resolve().parent / "templates",),
 )

@@ -12,17 +12,19 @@ kernel's sender, retried on failure) and the licence's move to `dispatched`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery import service
 from delivery.allocation import allocate
 from delivery.events import dispatch_event, license_event
-from delivery.models import Dispatch, License
+from delivery.models import Dispatch, License, PrintRunItem
 from delivery.states import (
     D_CREATED,
     LICENSE_MACHINE,
@@ -35,6 +37,8 @@ from onetrip.clock import utcnow
 from onetrip.errors import InvalidTransition, ValidationFailed
 from onetrip.ids import new_id
 from onetrip.webhooks import enqueue
+
+log = logging.getLogger(__name__)
 
 ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "line1")
 ADDRESS_MAX = 200
@@ -110,20 +114,67 @@ def checked_address(address: Any) -> dict[str, Any]:
 # --- dispatching -----------------------------------------------------------------------
 
 
+#: At most this many other printed licences of the same print run are handed on in the
+#: unit of work of one licence's `license.printed` (one partner lock per batch, not one
+#: per licence); their own events, when they come, find them handed on: no-ops.
+DISPATCH_BATCH = 50
+
+
 async def dispatch_printed_license(session: AsyncSession, license_id: str) -> Dispatch | None:
     """Hand a printed licence on: pickup → `pickup_ready`; courier → a dispatch to the
     partner allocation chooses (→ `dispatched`), or `needs_attention` with the reason.
+    Then, in the same unit of work, the other licences of its print run that are still
+    `printed` and that no one else holds (up to `DISPATCH_BATCH`): the same, each under
+    its row lock, so each is handed on once whichever event gets to it first.
 
     A licence that is no longer `printed` (already handed on, revoked) is left alone, so
-    a repeated or late event changes nothing. Returns the new dispatch, if any.
+    a repeated or late event changes nothing. Returns this licence's new dispatch, if any.
     """
     license = await states.lock(session, LICENSE_MACHINE, license_id)
     if license.status != PRINTED:
         return None
+    dispatch = await _hand_on(session, license)
+    for other in await _printed_run_mates(session, license_id, DISPATCH_BATCH):
+        try:
+            async with session.begin_nested():  # one that fails is left to its own event
+                await _hand_on(session, other)
+        except Exception:
+            log.exception("licence %s: not handed on with %s's batch", other.id, license_id)
+    return dispatch
+
+
+async def _hand_on(session: AsyncSession, license: License) -> Dispatch | None:
     if license.delivery_method == "pickup":
         await _move(session, license, "ready_for_pickup")
         return None
     return await _dispatch(session, license, "dispatch")
+
+
+async def _printed_run_mates(session: AsyncSession, license_id: str, limit: int) -> list[License]:
+    """The other `printed` licences of the licence's latest print run, locked; the ones
+    another transaction holds are skipped (PostgreSQL), never waited for, so a batch
+    cannot deadlock with another (nor with a licence's own event)."""
+    run_id = (
+        select(PrintRunItem.print_run_id)
+        .where(PrintRunItem.license_id == license_id)
+        .order_by(PrintRunItem.print_no.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(License)
+        .join(PrintRunItem, PrintRunItem.license_id == License.id)
+        .where(
+            PrintRunItem.print_run_id == run_id,
+            License.id != license_id,
+            License.status == PRINTED,
+        )
+        .order_by(PrintRunItem.position)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=License)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars())
 
 
 async def redispatch(

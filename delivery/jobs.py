@@ -42,7 +42,20 @@ async def _draw_license(event: Event) -> rendering.DrawnLicense | None:
     return await rendering.draw_license(event.subject_id) if event.subject_id else None
 
 
-@consumes("license.issued", consumer="delivery.render", queue="delivery", prepare=_draw_license)
+#: Drawing has a queue of its own, and a lower priority (Dramatiq: a higher number) than
+#: the cheap steps: the worker consumes every queue, so an auto-issue, a dispatch or the
+#: print cut-off never waits behind a backlog of drawings (issue 8).
+DRAWING_QUEUE = "delivery_drawing"
+DRAWING_PRIORITY = 10
+
+
+@consumes(
+    "license.issued",
+    consumer="delivery.render",
+    queue=DRAWING_QUEUE,
+    prepare=_draw_license,
+    priority=DRAWING_PRIORITY,
+)
 async def render_license(
     session: AsyncSession, event: Event, drawn: rendering.DrawnLicense | None
 ) -> None:

@@ -10,6 +10,7 @@ stores nothing new: a document is a new version only when its content changed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -102,7 +103,8 @@ async def draw_license(license_id: str) -> DrawnLicense | None:
             key = signing.private_key()
             code = signing.sign_with(license, signing.kid_for(key.public_key()), key)
         data = await license_data(session, license, code)
-    return DrawnLicense(license_id, code, draw_documents(data))
+    # In a thread: the worker's event loop (every async actor's) goes on meanwhile.
+    return DrawnLicense(license_id, code, await asyncio.to_thread(draw_documents, data))
 
 
 async def keep_documents(session: AsyncSession, drawn: DrawnLicense) -> bool:

@@ -15,7 +15,18 @@ async def _draw_receipt(event: Event) -> receipts.DrawnReceipt | None:
     return await receipts.draw_receipt(event.payment_id) if event.payment_id else None
 
 
-@consumes("payment.succeeded", consumer="payments.receipt", queue="payments", prepare=_draw_receipt)
+#: Drawing a receipt goes after the cheap steps the worker has taken at the same time
+#: (Dramatiq: a higher number is a lower priority), e.g. delivery's auto-issue.
+DRAWING_PRIORITY = 10
+
+
+@consumes(
+    "payment.succeeded",
+    consumer="payments.receipt",
+    queue="payments",
+    prepare=_draw_receipt,
+    priority=DRAWING_PRIORITY,
+)
 async def render_payment_receipt(
     session: AsyncSession, event: Event, drawn: receipts.DrawnReceipt | None
 ) -> None:
