@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import stat
 from datetime import date
 from pathlib import Path
@@ -16,30 +17,17 @@ from delivery import signing
 from delivery.models import License
 from onetrip.settings import reset_settings
 
-#: The lines the README shows (tested exactly as printed there).
-README_SNIPPET = '''
-import base64, struct, datetime
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+#: The lines the README shows a third party, read from the README itself, so what is
+#: printed there is what is tested.
+README = Path(__file__).resolve().parents[2] / "README.md"
 
-def b64(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
-def verify_licence(url, jwks):
-    """The claims of a genuine code; raises (InvalidSignature, StopIteration) otherwise."""
-    raw = b64(url.rsplit("/verify/", 1)[-1])
-    payload, signature = raw[:-64], raw[-64:]
-    kid = base64.urlsafe_b64encode(payload[1:4]).decode()
-    jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
-    Ed25519PublicKey.from_public_bytes(b64(jwk["x"])).verify(signature, payload)
-    day = lambda n: datetime.date(1999, 12, 31) + datetime.timedelta(n) if n else None
-    valid_from, valid_until = struct.unpack(">HH", payload[4:8])
-    i, text = 12, []
-    for _ in range(3):
-        text.append(payload[i + 1 : i + 1 + payload[i]].decode())
-        i += 1 + payload[i]
-    return {"department": text[0], "license_no": text[1], "holder": text[2] + "*" * payload[i],
-            "valid_from": day(valid_from), "valid_until": day(valid_until)}
-'''
+def readme_snippet() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("**Verifying a licence without us.**") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "the README's verification snippet is gone"
+    return match.group(1)
 
 
 def licence(**changes: object) -> License:
@@ -167,7 +155,7 @@ def test_the_readme_lines_verify_a_code_and_refuse_a_forgery(key):
     from cryptography.exceptions import InvalidSignature
 
     namespace: dict[str, object] = {}
-    exec(README_SNIPPET, namespace)
+    exec(readme_snippet(), namespace)
     verify_licence = namespace["verify_licence"]
     url = "https://onetrip.gov.cn/verify/" + code_for(licence(), key)
     claims = verify_licence(url, jwks_of(key))  # type: ignore[operator]
