@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from litestar import Request
+from litestar import Response as LitestarResponse
+from litestar.params import HeaderParameter
 from sqlalchemy import JSON, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -193,3 +196,32 @@ async def run_idempotent(
                 raise IdempotencyInProgress() from None
             raise
         return stored
+
+
+# --- the HTTP edge ------------------------------------------------------------------
+
+#: The header as a controller parameter. Optional here: `run_idempotent` refuses a
+#: missing key where one is required (400 idempotency_key_required), and the OpenAPI
+#: post-processor marks it required there.
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", required=False, description="Makes retries safe"),
+]
+
+
+async def idempotent_response(
+    request: Request[Any, Any, Any],
+    scope: str,
+    key: str | None,
+    operation: Callable[[AsyncSession], Awaitable[Any]],
+    status_code: int,
+) -> LitestarResponse[Any]:
+    """Run `operation` (returning a view) in one unit of work, answered with
+    `status_code`, and replayed under the Idempotency-Key (same status, same body)."""
+    print_ = fingerprint(request.method, request.url.path, await request.body())
+
+    async def run(session: AsyncSession) -> tuple[int, Any]:
+        return status_code, msgspec.to_builtins(await operation(session))
+
+    status, body = await run_idempotent(scope, key, print_, run)
+    return LitestarResponse(body, status_code=status)

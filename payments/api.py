@@ -9,10 +9,9 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from onetrip import metrics
@@ -20,7 +19,7 @@ from onetrip.auth import Principal, admin_key, any_key, department_key, require_
 from onetrip.clock import in_utc
 from onetrip.db import get_database, unit_of_work
 from onetrip.errors import ValidationFailed
-from onetrip.idempotency import fingerprint, run_idempotent
+from onetrip.idempotency import IdempotencyKey, fingerprint, idempotent_response
 from onetrip.jsonbody import WEBHOOK_BODY_LIMIT
 from onetrip.openapi import documented
 from payments import catalogue, schemas, service
@@ -47,21 +46,12 @@ PaymentStatus = Literal[
     "created", "started", "succeeded", "failed", "cancelled", "expired", "needs_review"
 ]
 
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", required=False, description="Makes retries safe"),
-]
-
 #: what every call about one payment can meet
 ONE_PAYMENT = {403: ["wrong_role"], 404: ["payment_not_found"]}
 #: changing it: a department with only a share of its fee may read it, not change it
 CHANGE_PAYMENT = {403: ["wrong_role", "not_payment_owner"], 404: ["payment_not_found"]}
 #: a payment's own gateway asked to act (Stripe; the sandbox never fails so)
 GATEWAY = {502: ["stripe_error", "gateway_not_configured"]}
-
-
-def _json(view: Any) -> Any:
-    return msgspec.to_builtins(view)
 
 
 async def _idempotent(
@@ -71,14 +61,7 @@ async def _idempotent(
     operation: Any,
     status_code: int,
 ) -> Response[PaymentView]:
-    body = await request.body()
-    print_ = fingerprint(request.method, request.url.path, body)
-
-    async def run(session: Any) -> tuple[int, Any]:
-        return status_code, _json(await operation(session))
-
-    status, content = await run_idempotent(principal.key_id, key, print_, run)
-    return Response(content, status_code=status)
+    return await idempotent_response(request, principal.key_id, key, operation, status_code)
 
 
 class AdminCatalogueController(Controller):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +24,7 @@ from delivery.schemas import (
 from onetrip.auth import Principal, any_key, department_key, require_role
 from onetrip.db import get_database, unit_of_work
 from onetrip.errors import Conflict, NotFound
-from onetrip.idempotency import fingerprint, run_idempotent
+from onetrip.idempotency import IdempotencyKey, idempotent_response
 from onetrip.openapi import documented
 
 LicenseStatus = Literal[
@@ -39,11 +38,6 @@ LicenseStatus = Literal[
     "returned",
     "needs_attention",
     "revoked",
-]
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", required=False, description="Makes retries safe"),
 ]
 
 Operation = Callable[[AsyncSession], Awaitable[LicenseOut]]
@@ -148,13 +142,7 @@ async def _once(
     status_code: int,
 ) -> Response[LicenseOut]:
     """Run `operation` in one unit of work, replayed under the Idempotency-Key."""
-    print_ = fingerprint(request.method, request.url.path, await request.body())
-
-    async def run(session: AsyncSession) -> tuple[int, Any]:
-        return status_code, msgspec.to_builtins(await operation(session))
-
-    status, body = await run_idempotent(principal.key_id, key, print_, run)
-    return Response(body, status_code=status)
+    return await idempotent_response(request, principal.key_id, key, operation, status_code)
 
 
 async def _maybe_once(
