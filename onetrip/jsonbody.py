@@ -201,8 +201,8 @@ _LENGTH = re.compile(r"^Expected `(str|array|object)` of length (>=|<=) (\d+)$")
 _BOUND = re.compile(r"^Expected `(int|float)` (>=|<=|>|<) (-?[\d.e+]+)$")
 _ENUM = re.compile(r"^Invalid enum value (.+)$")
 _PATTERN = re.compile(r"^Expected `str` matching regex ")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(.+)`$")
-_MISSING = re.compile(r"^Object missing required field `(.+)`$")
+UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.+)`$")
+MISSING_FIELD = re.compile(r"^Object missing required field `(.+)`$")
 _AT = re.compile(r"^(.*?) - at `([^`]*)`(?: in `([^`]*)`)?$", re.DOTALL)
 _COMPARISONS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
 
@@ -264,14 +264,14 @@ def plain_message(message: str, annotation: Any = None) -> str:
         return "is not in the expected format"
     if "RFC3339" in message:
         return "must be an RFC 3339 timestamp with an offset, e.g. 2026-03-01T09:30:00+08:00"
-    if _UNKNOWN.match(message):
+    if UNKNOWN_FIELD.match(message):
         return "unknown field"
-    if _MISSING.match(message):
+    if MISSING_FIELD.match(message):
         return "required"
     return message
 
 
-def _join(prefix: str, name: str) -> str:
+def join_field(prefix: str, name: str) -> str:
     if not prefix or not name:
         return prefix or name
     return prefix + name if name.startswith("[") else f"{prefix}.{name}"
@@ -288,9 +288,9 @@ def _located(path: str, error: msgspec.ValidationError, annotation: Any) -> dict
         where = inside
     where = where.removeprefix("$").removeprefix(".")
     dict_value = where.endswith("[...]")  # a dict's value (msgspec does not say which)
-    field = _join(path, where)
-    if match := (_UNKNOWN.match(message) or _MISSING.match(message)):
-        field = _join(field, match.group(1))
+    field = join_field(path, where)
+    if match := (UNKNOWN_FIELD.match(message) or MISSING_FIELD.match(message)):
+        field = join_field(field, match.group(1))
     words = plain_message(message, annotation if not where else None)
     if inside is not None:
         words = f"each key {words}"
@@ -325,7 +325,7 @@ def _field_errors(
     except OneTripError as exc:  # a nested type's own check (its field names are its own)
         for item in exc.errors or [{"field": "", "message": exc.detail}]:
             errors.append(
-                {"field": _join(path, item["field"]) or "body", "message": item["message"]}
+                {"field": join_field(path, item["field"]) or "body", "message": item["message"]}
             )
         return
     if isinstance(converted, msgspec.Struct):
@@ -344,14 +344,14 @@ def _struct_errors(
     if struct.__struct_config__.forbid_unknown_fields:
         known = {f.encode_name for f in fields}
         errors.extend(
-            {"field": _join(path, str(key)), "message": "unknown field"}
+            {"field": join_field(path, str(key)), "message": "unknown field"}
             for key in value
             if key not in known
         )
     free = getattr(struct, "__free_text__", ())
     urls = getattr(struct, "__url_fields__", ())
     for field in fields:
-        child = _join(path, field.encode_name)
+        child = join_field(path, field.encode_name)
         if field.encode_name not in value:
             if field.required:
                 errors.append({"field": child, "message": "required"})

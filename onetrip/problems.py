@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from onetrip.errors import OneTripError, ServiceUnavailable
-from onetrip.jsonbody import plain_message
+from onetrip.jsonbody import MISSING_FIELD, UNKNOWN_FIELD, join_field, plain_message
 
 log = logging.getLogger("onetrip.errors")
 
@@ -48,10 +47,6 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.+)`$")
-_MISSING_FIELD = re.compile(r"^Object missing required field `(.+)`$")
-
-
 def _public_name(request: Request[Any, Any, Any], key: str) -> str:
     """The name the client used for a handler argument (`from`, not `created_from`)."""
     try:
@@ -62,10 +57,6 @@ def _public_name(request: Request[Any, Any, Any], key: str) -> str:
     return getattr(kwarg, "name", None) or key
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def _validation_error(request: Request[Any, Any, Any], item: dict[str, Any]) -> dict[str, str]:
     key = str(item.get("key") or "").removeprefix("$.").removeprefix("$")
     message = str(item.get("message", "is not valid"))
@@ -74,10 +65,10 @@ def _validation_error(request: Request[Any, Any, Any], item: dict[str, Any]) -> 
         key = ""
     elif not is_body:
         key = _public_name(request, key)
-    if match := _UNKNOWN_FIELD.match(message):
-        return {"field": _join(key, match.group(1)), "message": "unknown field"}
-    if match := _MISSING_FIELD.match(message):
-        return {"field": _join(key, match.group(1)), "message": "required"}
+    if match := UNKNOWN_FIELD.match(message):
+        return {"field": join_field(key, match.group(1)), "message": "unknown field"}
+    if match := MISSING_FIELD.match(message):
+        return {"field": join_field(key, match.group(1)), "message": "required"}
     if is_body and not key and message.strip("'") == "data":
         # Litestar's KeyError when there is no body at all
         return {"field": "body", "message": "a JSON request body is required"}
