@@ -13,7 +13,6 @@ from typing import IO, Any
 from ledger.reconciliation.errors import bad_file, bad_line
 from ledger.reconciliation.lines import (
     Line,
-    check_currency,
     line_hash,
     parse_currency,
     parse_date,
@@ -253,13 +252,11 @@ def bank_csv(binary: IO[bytes], profile: Profile, currency: str | None) -> Itera
 
     for line, row in rows:
         cells = _cells(line, row, index)
-        code = (
-            parse_currency(cells[columns["currency"]], line, expected)
-            if "currency" in columns
-            else expected
-        )
-        assert code is not None
-        check_currency(code, line, expected)
+        if "currency" in columns:
+            code = parse_currency(cells[columns["currency"]], line, expected)
+        else:
+            assert expected is not None
+            code = expected
         amount = _bank_amount(cells, columns, profile, code, line)
         booked = parse_date(cells[columns["booked_on"]], profile.date_format, line, "booked date")
         value_text = get(cells, "value_on")

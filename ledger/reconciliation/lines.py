@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,13 +37,12 @@ class Line:
     payment_id: str | None = None
     source_id: str | None = None
     category: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _COLUMNS}
 
 
-_COLUMNS = tuple(f.name for f in fields(Line) if f.name != "extra")
+_COLUMNS = tuple(f.name for f in fields(Line))
 _PLAIN = re.compile(r"[+-]?\d+(\.\d+)?")
 
 

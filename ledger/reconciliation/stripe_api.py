@@ -94,7 +94,7 @@ def _lean(txn: Any, source_id: str | None, payment_id: str | None) -> dict[str, 
     raw["source"] = source_id
     if payment_id is not None:
         raw["payment_metadata"] = {"payment_id": payment_id}
-    return dict(raw)
+    return raw
 
 
 async def balance_transactions(
