@@ -61,9 +61,10 @@ def full_address(address: Mapping[str, Any]) -> str:
     return "".join(str(p) for p in parts if p)
 
 
-def masked_phone(phone: str) -> str:
-    """138****8000: the label travels through many hands."""
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else phone
+def masked_phone(phone: str | None) -> str:
+    """138****8000: the label travels through many hands (the track page masks it too)."""
+    digits = phone or ""
+    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 8 else digits
 
 
 def label_pdf(data: LabelData) -> bytes:
@@ -250,11 +251,10 @@ def manifest_pdf(
 # --- gathering what to draw ----------------------------------------------------------------
 
 
-async def _department_name(session: AsyncSession, code: str, cache: dict[str, str]) -> str:
-    if code not in cache:
-        department = await session.get(Department, code)
-        cache[code] = department.name if department else code
-    return cache[code]
+async def _department_name(session: AsyncSession, code: str) -> str:
+    # session.get answers from the identity map once a department is loaded.
+    department = await session.get(Department, code)
+    return department.name if department else code
 
 
 async def label_for(session: AsyncSession, dispatch: Dispatch) -> bytes:
@@ -266,7 +266,7 @@ async def label_for(session: AsyncSession, dispatch: Dispatch) -> bytes:
         LabelData(
             tracking_number=dispatch.tracking_number,
             partner_name=partner.name if partner else dispatch.partner,
-            sender_department=await _department_name(session, dispatch.department, {}),
+            sender_department=await _department_name(session, dispatch.department),
             recipient=str(address.get("recipient", "")),
             phone=str(address.get("phone", "")),
             address=address,
@@ -281,14 +281,13 @@ async def manifest_for(
     session: AsyncSession, partner: CourierPartner, day: date, dispatches: Sequence[Dispatch]
 ) -> bytes:
     """The manifest of `dispatches` (one partner's hand-over day), in the given order."""
-    names: dict[str, str] = {}
     lines = [
         ManifestLine(
             tracking_number=d.tracking_number,
             recipient=str((d.address or {}).get("recipient", "")),
             city=str((d.address or {}).get("city", "")),
             district=str((d.address or {}).get("district", "")),
-            sender_department=await _department_name(session, d.department, names),
+            sender_department=await _department_name(session, d.department),
         )
         for d in dispatches
     ]

@@ -19,6 +19,7 @@ from litestar.response import Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from delivery.labels import masked_phone
 from delivery.models import CourierPartner, Dispatch, DispatchEvent, License
 from delivery.states import LICENSE_MACHINE
 from onetrip.db import get_database, unit_of_work
@@ -202,11 +203,6 @@ class Entry:
     detail: str | None = None
 
 
-def mask_phone(phone: str | None) -> str:
-    digits = phone or ""
-    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 8 else digits
-
-
 async def _license_of(session: AsyncSession, payment_id: str) -> License | None:
     """The payment's licence: the newest (a revoked one stays visible, it happened)."""
     stmt = (
@@ -368,7 +364,7 @@ async def track_context(session: AsyncSession, payment: Payment, lang: str) -> d
                 "status": current.status,
                 "status_text": t.get(f"dispatch.{current.status}", current.status),
                 "recipient": address.get("recipient", ""),
-                "phone": mask_phone(address.get("phone")),
+                "phone": masked_phone(address.get("phone")),
                 "area": " ".join(
                     str(address[k]) for k in ("province", "city", "district") if address.get(k)
                 ),
