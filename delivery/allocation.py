@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery.models import CourierPartner, Dispatch
@@ -63,10 +63,12 @@ def describe(address: Mapping[str, Any]) -> str:
 
 async def _loads(session: AsyncSession, days: dict[str, date]) -> dict[str, int]:
     """Dispatches already counted against each partner's hand-over day."""
-    loads = {code: 0 for code in days}
-    for code, day in days.items():
-        count = select(func.count()).where(Dispatch.partner == code, Dispatch.handover_date == day)
-        loads[code] = int((await session.execute(count)).scalar_one())
+    loads = dict.fromkeys(days, 0)
+    pairs = days.items()
+    wanted = or_(*(and_(Dispatch.partner == c, Dispatch.handover_date == d) for c, d in pairs))
+    counts = select(Dispatch.partner, func.count()).where(wanted).group_by(Dispatch.partner)
+    for code, count in (await session.execute(counts)).all():
+        loads[code] = int(count)
     return loads
 
 
