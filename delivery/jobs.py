@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from delivery import licenses, rendering
+from delivery import dispatching, licenses, printing, rendering, simulator
 from onetrip.consumers import Event, consumes
+from onetrip.jobs import actor
+from onetrip.scheduler import periodic
+from onetrip.settings import get_settings
 
 # --- licences (helper L): auto-issue on payment -----------------------------------------
 
@@ -23,15 +26,11 @@ async def auto_issue_license(session: AsyncSession, event: Event) -> None:
 @consumes("license.printed", consumer="delivery.dispatch", queue="delivery")
 async def dispatch_printed_license(session: AsyncSession, event: Event) -> None:
     """Hand a printed licence to a courier partner (or out for pickup), once."""
-    from delivery import dispatching
-
     if event.subject_id:
         await dispatching.dispatch_printed_license(session, event.subject_id)
 
 
-from delivery import simulator as _simulator  # noqa: E402  (its periodic actor)
-
-simulate_courier = _simulator.simulate_courier
+simulate_courier = simulator.simulate_courier  # its periodic actor
 
 
 # --- rendering (helper DS): an issued licence's PDF and cover sheet -----------------------
@@ -66,15 +65,10 @@ async def render_license(
 
 # --- print runs (helper PR): the cut-off, every ONETRIP_PRINT_INTERVAL seconds ------------
 
-from delivery import printing as _printing  # noqa: E402
-from onetrip.jobs import actor as _actor  # noqa: E402
-from onetrip.scheduler import periodic as _periodic  # noqa: E402
-from onetrip.settings import get_settings as _get_settings  # noqa: E402
 
-
-@_periodic(_get_settings().print_interval)
-@_actor("delivery", max_retries=0)
+@periodic(get_settings().print_interval)
+@actor("delivery", max_retries=0)
 async def print_rendered_licences() -> None:
     """Gather each station's rendered licences into a run and send the unsent runs (a
     failed send stays for the next tick, so a retry by Dramatiq would only repeat it)."""
-    await _printing.print_due_licences()
+    await printing.print_due_licences()
