@@ -93,7 +93,12 @@ async def create_department(session: AsyncSession, data: DepartmentIn) -> Depart
     if await session.get(Department, data.code):
         raise Conflict(f"department {data.code} exists already", code="department_exists")
     department = Department(
-        code=data.code, name=data.name, timezone=data.timezone, created_at=utcnow()
+        code=data.code,
+        name=data.name,
+        timezone=data.timezone,
+        contact_email=data.contact_email,
+        stripe_fees_borne_by=data.stripe_fees_borne_by,
+        created_at=utcnow(),
     )
     session.add(department)
     await session.flush()

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -27,7 +28,19 @@ class Department(Base):
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # Who is told when the department's webhook endpoint keeps failing (issue 9).
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    # Who bears Stripe's processing fees: "platform" (an expense of the platform) or
+    # "department" (taken from what the department is owed). The ledger keeps its own
+    # copy (ledger.open_department_accounts), since the ledger never reads payments.
+    stripe_fees_borne_by: Mapped[str] = mapped_column(String(16), default="platform")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "stripe_fees_borne_by IN ('platform', 'department')", name="stripe_fees_borne_by"
+        ),
+    )
 
 
 class Matter(Base):

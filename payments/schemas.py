@@ -86,6 +86,10 @@ class DepartmentIn(Struct, forbid_unknown_fields=True):
     code: Code
     name: Name
     timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Asia/Shanghai"
+    #: told when the department's webhook endpoint keeps failing
+    contact_email: Email | None = None
+    #: who bears Stripe's processing fees
+    stripe_fees_borne_by: Literal["platform", "department"] = "platform"
 
     def __post_init__(self) -> None:
         check_text(self)

@@ -92,6 +92,8 @@ class DepartmentView(Struct):
     name: str
     timezone: str
     created_at: datetime
+    contact_email: str | None = None
+    stripe_fees_borne_by: str = "platform"
 
 
 class FeeVersionView(Struct):
@@ -211,6 +213,8 @@ def department_view(department: Department) -> DepartmentView:
         name=department.name,
         timezone=department.timezone,
         created_at=department.created_at,
+        contact_email=department.contact_email,
+        stripe_fees_borne_by=department.stripe_fees_borne_by,
     )
 
 

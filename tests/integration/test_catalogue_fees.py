@@ -216,3 +216,35 @@ async def test_effective_from_without_a_utc_offset_is_422(app_client, keys):
         headers=auth(keys["admin"]),
     )
     assert_problem(response, (400, 422), field="effective_from")
+
+
+async def test_a_department_keeps_its_contact_and_who_bears_stripe_fees(app_client, keys):
+    response = await app_client.post(
+        "/api/v1/admin/departments",
+        json={
+            "code": "CAB",
+            "name": "民政局",
+            "contact_email": "it@cab.gov.example.cn",
+            "stripe_fees_borne_by": "department",
+        },
+        headers=auth(keys["admin"]),
+    )
+    assert response.status_code == 201, response.text
+    listed = await app_client.get("/api/v1/departments", headers=auth(keys["admin"]))
+    cab = next(d for d in listed.json()["data"] if d["code"] == "CAB")
+    assert cab["contact_email"] == "it@cab.gov.example.cn"
+    assert cab["stripe_fees_borne_by"] == "department"
+    psb = next(d for d in listed.json()["data"] if d["code"] == "PSB")
+    assert psb["contact_email"] is None and psb["stripe_fees_borne_by"] == "platform"
+
+
+async def test_a_department_with_a_bad_contact_or_fee_bearer_is_refused(app_client, keys):
+    for field, value in (("contact_email", "not-an-address"), ("stripe_fees_borne_by", "nobody")):
+        response = await app_client.post(
+            "/api/v1/admin/departments",
+            json={"code": "CAB", "name": "民政局", field: value},
+            headers=auth(keys["admin"]),
+        )
+        assert_problem(response, (400, 422), "validation_failed", field=field)
+    listed = await app_client.get("/api/v1/departments", headers=auth(keys["admin"]))
+    assert "CAB" not in {d["code"] for d in listed.json()["data"]}
