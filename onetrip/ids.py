@@ -8,6 +8,7 @@ millisecond count up from the previous one, so they stay in order there too.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -39,6 +40,19 @@ def _next() -> tuple[int, int]:
             random = secrets.randbits(_RANDOM_BITS - 1)  # room to count up
         _last = (millis, random)
     return millis, random
+
+
+#: how many characters follow the prefix and its `_`
+ID_LENGTH = 26
+#: what `new_id` makes (a prefix of 2–12 letters, `_`, ID_LENGTH Crockford base32 characters)
+ID_PATTERN = re.compile(rf"[a-z]{{2,12}}_[{re.escape(_ALPHABET)}]{{{ID_LENGTH}}}")
+
+
+def is_id(value: str, prefix: str | None = None) -> bool:
+    """True if `value` is an id as `new_id` makes them (of kind `prefix`, when given)."""
+    if ID_PATTERN.fullmatch(value) is None:
+        return False
+    return prefix is None or value.startswith(f"{prefix}_")
 
 
 def new_id(prefix: str) -> str:

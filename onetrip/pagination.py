@@ -8,12 +8,12 @@ empty page would let a client believe it had read everything.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import Select
 
 from onetrip.errors import BadRequest, ValidationFailed
+from onetrip.ids import is_id
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -31,10 +31,6 @@ def check_limit(limit: int | None) -> int:
     return limit
 
 
-#: what onetrip.ids.new_id makes: a prefix, `_`, 26 characters of Crockford base32
-_ID = re.compile(r"[a-z]{2,12}_[0-9a-hjkmnp-tv-z]{26}")
-
-
 class InvalidCursor(BadRequest):
     code = "invalid_cursor"
     title = "The cursor is not one this list returned"
@@ -45,9 +41,7 @@ def check_cursor(cursor: str | None, prefix: str | None = None) -> str | None:
     `pay`), else InvalidCursor (400). None and "" mean the first page."""
     if not cursor:
         return None
-    if _ID.fullmatch(cursor) is None or (
-        prefix is not None and not cursor.startswith(f"{prefix}_")
-    ):
+    if not is_id(cursor, prefix):
         raise InvalidCursor(
             "cursor is not one this list returned: pass next_cursor from the previous "
             "page as it is, or no cursor for the first page",

@@ -38,7 +38,7 @@ from payments.schemas import (
     StripeEventReceived,
     TimelinePage,
 )
-from payments.views import DepartmentView, MatterView, PaymentView, RefundView
+from payments.views import DepartmentView, MatterView, PaymentView, RefundView, department_view
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class AdminCatalogueController(Controller):
     async def create_department(self, principal: Principal, data: DepartmentIn) -> DepartmentView:
         async with unit_of_work() as session:
             department = await catalogue.create_department(session, data)
-        return catalogue.department_view(department)
+        return department_view(department)
 
     @post(
         "/matters",
@@ -112,7 +112,7 @@ class CatalogueController(Controller):
     async def departments(self, principal: Principal) -> DepartmentPage:
         async with get_database().session() as session:
             rows = await catalogue.list_departments(session)
-        return DepartmentPage(data=[catalogue.department_view(d) for d in rows], next_cursor=None)
+        return DepartmentPage(data=[department_view(d) for d in rows], next_cursor=None)
 
     @get("/matters", summary="Matters and their fees in force")
     async def matters(self, principal: Principal, department: str | None = None) -> MatterPage:

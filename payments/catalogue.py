@@ -70,10 +70,6 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def department_view(department: Department) -> views.DepartmentView:
-    return views.department_view(department)
-
-
 def matter_view(info: MatterInfo, at: datetime | None = None) -> views.MatterView:
     """The matter with the fee in force at `at` (now by default)."""
     return views.matter_view(info, at or utcnow())
