@@ -403,9 +403,8 @@ async def send_run(run_id: str) -> PrintAnswer | None:
     if station is None:
         return None
     try:
-        document = await build_document(run_id)
         printer = printer_for(station)
-    except (PrintRunBroken, ValueError) as exc:  # a lost document, a bad ONETRIP_PRINTERS
+    except ValueError as exc:  # a bad ONETRIP_PRINTERS
         await _record_failure(run_id, f"not sent: {exc}", taken=False)
         return None
     now = utcnow()
@@ -423,6 +422,12 @@ async def send_run(run_id: str) -> PrintAnswer | None:
         )
         count = took.scalar_one_or_none()
     if count is None:
+        return None
+    # Merged only once the run is ours: another process holding it costs no merge here.
+    try:
+        document = await build_document(run_id)
+    except (PrintRunBroken, ValueError) as exc:  # a lost or unreadable document
+        await _record_failure(run_id, f"not sent: {exc}")
         return None
     try:
         answer = await printer.send(document, title=f"{run_id}-{station}")

@@ -248,3 +248,32 @@ async def test_racing_schedulers_put_each_licence_in_exactly_one_run_and_print_i
     assert len(spooled) == len(all_runs)
     pages = sum(len(PdfReader(p).pages) for p in spooled)
     assert pages == 120  # each licence and its cover sheet, once
+
+
+def spooled_pdfs() -> list[Path]:
+    return list(Path(get_settings().spool_dir).rglob("*.pdf"))
+
+
+async def test_a_run_whose_document_changed_after_gathering_is_failed_not_sent(app_client):
+    from sqlalchemy import update
+
+    from delivery.models import LicenseDocument
+    from onetrip.db import unit_of_work
+
+    keys = await a_payment(app_client)
+    lic = await rendered_license(keys["psb_payment"])
+    run_id = await printing.gather_run("default")
+    assert run_id is not None
+    async with unit_of_work() as session:  # the recorded hash no longer matches
+        await session.execute(
+            update(LicenseDocument)
+            .where(LicenseDocument.license_id == lic.id, LicenseDocument.kind == "cover")
+            .values(content=b"%PDF-1.4 not what was recorded")
+        )
+
+    assert await printing.send_run(run_id) is None
+    [run] = await runs()
+    assert run.status == "failed" and run.attempts == 1
+    assert (run.error or "").startswith("not sent:")
+    assert not spooled_pdfs()  # nothing reached the printer
+    assert await status_of(lic.id) == "rendered" and await printed_events() == 0
