@@ -119,16 +119,6 @@ async def partner_secret(session: AsyncSession, partner: CourierPartner) -> str:
     return secret
 
 
-async def convert_partner_secrets(session: AsyncSession) -> list[str]:
-    """Make every partner's secret a valid `whsec_` one; returns the codes changed."""
-    changed = []
-    for partner in await list_partners(session):
-        if standard_secret(partner.webhook_secret) != partner.webhook_secret:
-            await partner_secret(session, partner)
-            changed.append(partner.code)
-    return changed
-
-
 async def rotate_partner_secret(session: AsyncSession, code: str) -> CourierPartner:
     """Give a partner a new webhook secret (shown once by the caller). Its pending
     deliveries are signed with the new and the old one, so either verifies them."""

@@ -285,7 +285,7 @@ async def test_a_legacy_url_safe_secret_is_converted_to_the_same_key_in_whsec_fo
 ) -> None:
     import base64
 
-    from delivery.service import convert_partner_secrets
+    from delivery.service import partner_secret
     from onetrip.webhooks.signing import secret_key
 
     await add_partner("SF")
@@ -296,14 +296,18 @@ async def test_a_legacy_url_safe_secret_is_converted_to_the_same_key_in_whsec_fo
         await session.execute(
             update(CourierPartner).where(CourierPartner.code == "SF").values(webhook_secret=legacy)
         )
-    async with unit_of_work() as session:
-        assert await convert_partner_secrets(session) == ["SF"]
-    async with get_database().session() as session:
+    async with unit_of_work() as session:  # what sending to the partner does first
         partner = await session.get(CourierPartner, "SF")
         assert partner is not None
-        assert secret_key(partner.webhook_secret) == raw
+        converted = await partner_secret(session, partner)
+    assert converted != legacy and secret_key(converted) == raw
+    async with get_database().session() as session:
+        partner = await session.get(CourierPartner, "SF")
+        assert partner is not None and partner.webhook_secret == converted  # saved
     async with unit_of_work() as session:
-        assert await convert_partner_secrets(session) == []
+        partner = await session.get(CourierPartner, "SF")
+        assert partner is not None
+        assert await partner_secret(session, partner) == converted  # kept as it is now
 
 
 async def test_the_partner_gets_dispatch_created_signed_after_two_failed_pushes(
