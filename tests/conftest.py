@@ -55,8 +55,8 @@ def reset_singletons() -> None:
     chosen once from ONETRIP_CJK_FONT. A test that changes any of them must not leak it.
     """
     from onetrip.pdf import reset_cjk_font
+    from onetrip.stripe_client import forget_clients
     from payments.catalogue import clear_cache
-    from payments.gateways.stripe import forget_clients
 
     reset_settings()
     key_cache.clear()

@@ -372,7 +372,7 @@ async def stripe_stack(
     from onetrip.broker import configure_broker
     from onetrip.db import Database, get_database, set_database
     from onetrip.settings import get_settings, reset_settings
-    from payments.gateways import stripe as stripe_gateway
+    from onetrip.stripe_client import forget_clients
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -383,7 +383,7 @@ async def stripe_stack(
     env.setenv("ONETRIP_PUBLIC_URL", base_url)
     env.setenv("STRIPE_JS_URL", f"{localstripe}/js.stripe.com/v3/")  # its fake Stripe.js
     reset_settings()
-    stripe_gateway.forget_clients()
+    forget_clients()
 
     async with httpx.AsyncClient() as raw:
         assert (await raw.delete(f"{localstripe}/_config/data")).status_code == 200
@@ -423,5 +423,5 @@ async def stripe_stack(
         assert not server.is_alive(), "uvicorn did not stop"
         await get_database().dispose()  # the test loop's engine
         set_database(None)
-        stripe_gateway.forget_clients()
+        forget_clients()
         reset_settings()

@@ -1,9 +1,8 @@
 """Stripe balance transactions through the Stripe API, every page of them, lazily.
 
-The ledger imports no other domain, so the client is built here from the same settings
-and the same way the payments gateway builds its own (STRIPE_API_KEY, STRIPE_API_BASE,
-the SDK's httpx client, two network retries). `auto_paging_iter()` fetches one page at
-a time, so memory holds one page however many transactions there are.
+The client is the kernel's (`onetrip.stripe_client`, one per event loop, shared with the
+payments gateway). `auto_paging_iter()` fetches one page at a time, so memory holds one
+page however many transactions there are.
 """
 
 from __future__ import annotations
@@ -17,22 +16,10 @@ import stripe
 from ledger.reconciliation.errors import bad_line
 from ledger.reconciliation.lines import Line, check_currency, text_or_none
 from onetrip.errors import GatewayError
-from onetrip.settings import get_settings
+from onetrip.stripe_client import stripe_client
 
 PAGE_SIZE = 100
 EXPAND = ["data.source.payment_intent"]
-
-
-def client() -> stripe.StripeClient:
-    settings = get_settings()
-    if not settings.stripe_api_key:
-        raise GatewayError(
-            "Stripe is not configured (STRIPE_API_KEY)", code="gateway_not_configured"
-        )
-    kwargs: dict[str, Any] = {"http_client": stripe.HTTPXClient(), "max_network_retries": 2}
-    if settings.stripe_api_base:
-        kwargs["base_addresses"] = {"api": settings.stripe_api_base}
-    return stripe.StripeClient(settings.stripe_api_key, **kwargs)
 
 
 def _value(obj: Any, name: str) -> Any:
@@ -100,7 +87,7 @@ def _lean(txn: Any, source_id: str | None, payment_id: str | None) -> dict[str, 
 async def balance_transactions(
     currency: str | None, params: dict[str, Any] | None = None
 ) -> AsyncIterator[Line]:
-    sdk = client()
+    sdk = stripe_client()
     # The source (charge, refund) and its PaymentIntent come with each transaction, for
     # the `payment_id` our gateway puts in the PaymentIntent's metadata.
     query = {"limit": PAGE_SIZE, "expand": EXPAND, **(params or {})}

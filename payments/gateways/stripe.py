@@ -8,10 +8,8 @@ metadata so Stripe's own reports can be matched back to our books.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import weakref
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -22,6 +20,7 @@ from ledger.service import STRIPE_CLEARING
 from onetrip.errors import BadRequest, GatewayError, NotFound
 from onetrip.jsonbody import check_nesting
 from onetrip.settings import get_settings
+from onetrip.stripe_client import stripe_client
 from payments.gateways.base import Outcome, RefundResult, Started
 from payments.models import Payment, Refund
 
@@ -36,40 +35,6 @@ _PI_OUTCOMES: dict[str, Outcome] = {
     "processing": "pending",
     "requires_capture": "pending",
 }
-
-
-def _client(api_key: str, api_base: str | None) -> stripe.StripeClient:
-    kwargs: dict[str, Any] = {"http_client": stripe.HTTPXClient(), "max_network_retries": 2}
-    if api_base:
-        kwargs["base_addresses"] = {"api": api_base}
-    return stripe.StripeClient(api_key, **kwargs)
-
-
-# One client per event loop: the SDK's HTTPXClient keeps an httpx.AsyncClient whose pooled
-# connections belong to the loop that opened them, and the API server's loop and the
-# Dramatiq worker's loop thread both call Stripe. A pooled connection used from another
-# loop fails with a RuntimeError (an APIConnectionError from the SDK) that only the SDK's
-# retries happened to paper over.
-_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str | None], stripe.StripeClient]
-] = weakref.WeakKeyDictionary()
-
-
-def forget_clients() -> None:
-    """Drop the cached clients (tests point STRIPE_API_BASE elsewhere)."""
-    _clients.clear()
-
-
-def stripe_client() -> stripe.StripeClient:
-    settings = get_settings()
-    if not settings.stripe_api_key:
-        raise GatewayError("Stripe is not configured", code="gateway_not_configured")
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    key = (settings.stripe_api_key, settings.stripe_api_base)
-    client = per_loop.get(key)
-    if client is None:
-        client = per_loop[key] = _client(*key)
-    return client
 
 
 def _gateway_error(exc: stripe.StripeError) -> GatewayError:
