@@ -52,6 +52,11 @@ class Settings:
     stripe_publishable_key: str
     stripe_js_url: str
     smtp_url: str | None
+    email_from: str  # the From of every email ("Name <address>")
+    smtp_timeout: float  # seconds for each SMTP step (connect, each command, DATA)
+    # SMS providers, "name=https://url#KEY,name=…" or a JSON list (notifications/channels/sms)
+    sms_providers: str | None
+    sms_timeout: float  # seconds per SMS provider request
     public_url: str
     host: str
     port: int
@@ -107,6 +112,10 @@ def load_settings() -> Settings:
         stripe_publishable_key=_env("STRIPE_PUBLISHABLE_KEY", "pk_test_onetrip") or "",
         stripe_js_url=_env("STRIPE_JS_URL", "https://js.stripe.com/v3/") or "",
         smtp_url=_env("SMTP_URL"),
+        email_from=_env("ONETRIP_EMAIL_FROM", "OneTrip <no-reply@onetrip.localhost>") or "",
+        smtp_timeout=float(_env("ONETRIP_SMTP_TIMEOUT", "30") or "30"),
+        sms_providers=_env("ONETRIP_SMS_PROVIDERS"),
+        sms_timeout=float(_env("ONETRIP_SMS_TIMEOUT", "10") or "10"),
         public_url=(_env("ONETRIP_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
         host=host,
         port=port,

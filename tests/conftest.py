@@ -54,6 +54,7 @@ def reset_singletons() -> None:
     seconds; Stripe clients are kept per event loop (and per API base); the CJK font is
     chosen once from ONETRIP_CJK_FONT. A test that changes any of them must not leak it.
     """
+    from notifications.channels import reset_channels
     from onetrip.pdf import reset_cjk_font
     from onetrip.stripe_client import forget_clients
     from payments.catalogue import clear_cache
@@ -64,6 +65,7 @@ def reset_singletons() -> None:
     clear_cache()
     forget_clients()
     reset_cjk_font()
+    reset_channels()
 
 
 @pytest.fixture(autouse=True)
