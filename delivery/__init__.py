@@ -7,7 +7,7 @@ from onetrip.domain import Domain
 
 domain = Domain(
     name="delivery",
-    routes=("delivery.api", "delivery.pages"),
+    routes=("delivery.api", "delivery.api.satisfaction", "delivery.pages"),
     jobs=("delivery.jobs",),
     models=("delivery.models",),
     queues=("delivery", "delivery_drawing"),  # drawing: delivery.jobs.DRAWING_QUEUE

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     ForeignKey,
     Index,
@@ -219,4 +220,27 @@ class DispatchEvent(Base):
     __table_args__ = (
         UniqueConstraint("dispatch_id", "event_id", name="uq_dispatch_events_event"),
         Index("ix_dispatch_events_dispatch", "dispatch_id", "occurred_at"),
+    )
+
+
+class SatisfactionRating(Base):
+    """What an applicant said of the service once the licence reached them: a score
+    1..5 and an optional comment, one per payment (the unique payment_id is what makes a
+    second rating a conflict, however two requests race)."""
+
+    __tablename__ = "satisfaction_ratings"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    department: Mapped[str] = mapped_column(String(32))
+    license_id: Mapped[str] = mapped_column(ForeignKey("licenses.id"))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("payment_id", name="uq_satisfaction_ratings_payment"),
+        CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),
+        # the department's satisfaction over a period
+        Index("ix_satisfaction_ratings_department_created", "department", "created_at"),
     )

@@ -19,6 +19,7 @@ from litestar.response import Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from delivery import ratings
 from delivery.labels import masked_phone
 from delivery.models import CourierPartner, Dispatch, DispatchEvent, License
 from delivery.states import LICENSE_MACHINE
@@ -401,6 +402,87 @@ async def track_context(session: AsyncSession, payment: Payment, lang: str) -> d
     }
 
 
+# --- the satisfaction rating (delivery.ratings; the form posts to delivery.api.satisfaction)
+
+RATING_TEXT: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "heading": "评价本次服务",
+        "ask": "证照已送到您手中。您对本次办理满意吗？",
+        "score": "评分（1 分很不满意，5 分非常满意）",
+        "score.1": "很不满意",
+        "score.2": "不满意",
+        "score.3": "一般",
+        "score.4": "满意",
+        "score.5": "非常满意",
+        "comment": "意见或建议（选填，不超过 500 字）",
+        "submit": "提交评价",
+        "thanks": "感谢您的评价！",
+        "your_score": "您的评分：{score} 分（{label}）",
+        "your_comment": "您的意见：",
+        "error.invalid_rating": "请选择 1 到 5 分，意见不超过 500 字。",
+        "error.not_delivered_yet": "证照送达或领取后才能评价。",
+        "error.already_rated": "这笔缴费已经评价过了，感谢您的反馈。",
+        "error.other": "评价没有提交成功，请稍后再试。",
+    },
+    "en": {
+        "heading": "Rate the service",
+        "ask": "Your licence has reached you. How satisfied are you with the service?",
+        "score": "Score (1 very dissatisfied, 5 very satisfied)",
+        "score.1": "Very dissatisfied",
+        "score.2": "Dissatisfied",
+        "score.3": "Neutral",
+        "score.4": "Satisfied",
+        "score.5": "Very satisfied",
+        "comment": "Comments or suggestions (optional, up to 500 characters)",
+        "submit": "Send my rating",
+        "thanks": "Thank you for your rating!",
+        "your_score": "Your score: {score} of 5 ({label})",
+        "your_comment": "Your comment:",
+        "error.invalid_rating": "Choose a score from 1 to 5; comments are up to 500 characters.",
+        "error.not_delivered_yet": (
+            "You can rate the service once the licence is delivered or collected."
+        ),
+        "error.already_rated": "This payment has already been rated; thank you for your feedback.",
+        "error.other": "Your rating was not sent; please try again later.",
+    },
+}
+
+
+async def rating_block(
+    session: AsyncSession, payment: Payment, lang: str, request: Request[Any, Any, Any]
+) -> dict[str, Any] | None:
+    """What the page's rating section shows: the form once the licence was delivered or
+    collected and no rating exists (preselecting `?score=` from the email's stars), the
+    thank-you with the score after; None before delivery (no section)."""
+    t = RATING_TEXT[lang]
+    error = request.query_params.get("rating_error")
+    error_text = (t.get(f"error.{error}") or t["error.other"]) if error else None
+    given = await ratings.rating_of(session, payment.id)
+    if given is not None:
+        return {
+            "t": t,
+            "rated": True,
+            "thanks": t["your_score"].format(score=given.score, label=t[f"score.{given.score}"]),
+            "comment": given.comment,
+            "error": None,
+        }
+    if await ratings.rateable_license(session, payment.id) is None:
+        # no section before delivery; a form sent from a stale page hears why
+        return {"t": t, "rated": False, "action": None, "error": error_text} if error else None
+    preselected = request.query_params.get("score")
+    lang_query = request.query_params.get("lang")
+    return {
+        "t": t,
+        "rated": False,
+        "action": f"/track/{quote(payment.token, safe='')}/rating"
+        + (f"?lang={lang_query}" if lang_query in TEXT else ""),
+        "scores": [(n, t[f"score.{n}"]) for n in ratings.SCORES],
+        "selected": int(preselected) if preselected in {str(n) for n in ratings.SCORES} else None,
+        "max_comment": ratings.MAX_COMMENT_LENGTH,
+        "error": error_text,
+    }
+
+
 class TrackController(Controller):
     path = ""
     tags = ["applicant pages"]
@@ -413,6 +495,7 @@ class TrackController(Controller):
             payment = await payments.payment_by_token(session, token)
             lang = language(request, payment.applicant)
             context = await track_context(session, payment, lang)
+            context["rating"] = await rating_block(session, payment, lang, request)
         return Template(template_name="track.html", context=context)
 
     @get(
