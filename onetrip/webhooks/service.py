@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip.clock import utcnow
 from onetrip.db import insert_ignoring_conflicts, unit_of_work
+from onetrip.errors import Conflict
 from onetrip.ids import new_id
 from onetrip.pagination import page
 from onetrip.settings import get_settings
@@ -65,6 +66,24 @@ def on_target_gone(prefix: str, callback: TargetGone) -> None:
 
 def _prefix(target: str) -> str:
     return target.split(":", 1)[0]
+
+
+AttemptRecorded = Callable[[AsyncSession, str, "AttemptView"], Awaitable[None]]
+_on_attempt: dict[str, list[AttemptRecorded]] = defaultdict(list)
+
+
+def on_attempt(prefix: str, callback: AttemptRecorded) -> None:
+    """Have `callback(session, target, attempt)` run after every recorded attempt of a
+    target "prefix:…" (whatever its outcome: `attempt.outcome` is a schedule.Outcome).
+
+    It runs inside the unit of work that records the attempt, after the delivery was
+    updated (and after `on_target_gone` callbacks, for a 410), so what the owner keeps
+    about its target's health commits with the attempt. Not called for an attempt whose
+    claim was taken over meanwhile (its result is not recorded on the delivery).
+    Register at import time of the owner's job module.
+    """
+    if callback not in _on_attempt[prefix]:
+        _on_attempt[prefix].append(callback)
 
 
 # --- enqueueing -----------------------------------------------------------------------
@@ -320,8 +339,11 @@ async def _record(
                 delivery_id,
                 attempt.number,
             )
-        elif outcome is Outcome.GONE:
-            await _target_gone(session, claimed.target, delivery_id, now)
+        else:
+            if outcome is Outcome.GONE:
+                await _target_gone(session, claimed.target, delivery_id)
+            for callback in _on_attempt.get(_prefix(claimed.target), ()):
+                await callback(session, claimed.target, attempt)
     log.info(
         "webhook %s attempt %s: %s (%s)",
         delivery_id,
@@ -332,21 +354,88 @@ async def _record(
     return attempt
 
 
-async def _target_gone(session: AsyncSession, target: str, delivery_id: str, now: datetime) -> None:
+async def _target_gone(session: AsyncSession, target: str, delivery_id: str) -> None:
     # 410 means the endpoint, not this one event, is gone: its other deliveries stop too.
-    await session.execute(
+    await disable_target(session, target, reason=f"the target answered 410 Gone to {delivery_id}")
+    for callback in _on_gone.get(_prefix(target), ()):
+        await callback(session, target)
+
+
+async def disable_target(session: AsyncSession, target: str, *, reason: str) -> int:
+    """Stop every pending delivery of `target` (status `disabled`, `reason` as its last
+    error) in the caller's transaction; returns how many. An attempt already under way
+    is not recorded on a delivery stopped meanwhile. `retry_delivery` starts one again.
+    """
+    result = await session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.target == target, DELIVERIES.c.status == DeliveryStatus.PENDING)
         .values(
             status=DeliveryStatus.DISABLED,
             next_attempt_at=None,
             queued_at=None,
-            finished_at=now,
-            last_error=f"the target answered 410 Gone to {delivery_id}",
+            finished_at=utcnow(),
+            last_error=reason[:500],
         )
     )
-    for callback in _on_gone.get(_prefix(target), ()):
-        await callback(session, target)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class DeliveryNotRetryable(Conflict):
+    """Only a delivery that ended without being delivered (failed, disabled) is retried
+    by hand: a pending one is already being tried, a delivered one arrived."""
+
+    code = "delivery_pending"
+    title = "This delivery cannot be retried now"
+
+
+async def retry_delivery(
+    session: AsyncSession,
+    delivery_id: str,
+    *,
+    url: str | None = None,
+    secrets: Sequence[str] | None = None,
+) -> DeliveryView | None:
+    """Make a failed or disabled delivery pending and due now, in the caller's
+    transaction, keeping its attempt log (the next attempt is numbered after it);
+    None if there is no such delivery. Raises `DeliveryNotRetryable` (409
+    `delivery_pending`, or `delivery_delivered`) for any other status.
+
+    `url` and `secrets` replace what the delivery was stored with (the owner's current
+    ones: its secret may have been rotated since). If the retry fails again with a
+    retryable error, the schedule goes on from the attempts made so far, and gives up
+    for good once the delivery is 3 days old: a manual retry is "try now", not a new
+    3-day chain.
+    """
+    values: dict[str, Any] = {
+        "status": DeliveryStatus.PENDING,
+        "next_attempt_at": utcnow(),
+        "queued_at": None,
+        "finished_at": None,
+    }
+    if url is not None:
+        values["url"] = url
+    if secrets is not None:
+        if not secrets:
+            raise ValueError("a webhook needs at least one secret")
+        for secret in secrets:
+            secret_key(secret)
+        values["secrets"] = list(secrets)
+    result = await session.execute(
+        update(DELIVERIES)
+        .where(
+            DELIVERIES.c.id == delivery_id,
+            DELIVERIES.c.status.in_([DeliveryStatus.FAILED, DeliveryStatus.DISABLED]),
+        )
+        .values(**values)
+    )
+    view = await get_delivery(session, delivery_id)
+    if view is None or result.rowcount:  # type: ignore[attr-defined]
+        return view
+    if view.status == DeliveryStatus.DELIVERED:
+        raise DeliveryNotRetryable(
+            "this delivery was delivered: it is not sent again", code="delivery_delivered"
+        )
+    raise DeliveryNotRetryable("this delivery is pending: it will be attempted when it is due")
 
 
 # --- reading ------------------------------------------------------------------------
@@ -397,11 +486,18 @@ async def get_delivery(session: AsyncSession, delivery_id: str) -> DeliveryView 
 
 
 async def list_deliveries(
-    session: AsyncSession, target: str, *, cursor: str | None = None, limit: int | None = None
+    session: AsyncSession,
+    target: str,
+    *,
+    cursor: str | None = None,
+    limit: int | None = None,
+    status: str | None = None,
 ) -> list[DeliveryView]:
-    """A target's deliveries, newest first, without their attempts (see `pagination`:
-    one row more than `limit` tells the caller there is a next page)."""
-    stmt = page(
-        select(DELIVERIES).where(DELIVERIES.c.target == target), DELIVERIES.c.id, cursor, limit
-    )
+    """A target's deliveries (only those in `status`, when given), newest first, without
+    their attempts (see `pagination`: one row more than `limit` tells the caller there
+    is a next page)."""
+    query = select(DELIVERIES).where(DELIVERIES.c.target == target)
+    if status is not None:
+        query = query.where(DELIVERIES.c.status == status)
+    stmt = page(query, DELIVERIES.c.id, cursor, limit)
     return [_delivery_view(row) for row in await session.execute(stmt)]

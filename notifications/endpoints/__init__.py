@@ -1,0 +1,1 @@
+"""Department webhook endpoints: registration, fan-out of events, failing endpoints."""
