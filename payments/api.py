@@ -16,9 +16,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from onetrip import metrics
 from onetrip.auth import Principal, admin_key, any_key, department_key, require_role
-from onetrip.clock import in_utc
+from onetrip.clock import require_offset
 from onetrip.db import get_database, unit_of_work
-from onetrip.errors import ValidationFailed
 from onetrip.idempotency import IdempotencyKey, fingerprint, idempotent_response
 from onetrip.jsonbody import WEBHOOK_BODY_LIMIT
 from onetrip.openapi import documented
@@ -175,7 +174,7 @@ class PaymentsController(Controller):
         cursor: str | None = None,
     ) -> PaymentPage:
         _reader(principal)
-        _require_offset(from_=created_from, to=created_to)
+        require_offset(from_=created_from, to=created_to)
         async with get_database().session() as session:
             page = await service.list_payments(
                 session,
@@ -368,20 +367,6 @@ class PaymentsController(Controller):
 
 def _reader(principal: Principal) -> None:
     require_role(principal, "department", "finance", "admin")
-
-
-def _require_offset(**moments: datetime | None) -> None:
-    """RFC 3339 timestamps carry an offset; a naive one cannot be compared in UTC, nor
-    one that falls outside years 1 to 9999 once in UTC (0001-01-01T00:00:00+01:00)."""
-    errors = [
-        {"field": name.rstrip("_"), "message": "must be an RFC 3339 timestamp with an offset"}
-        for name, moment in moments.items()
-        if moment is not None and in_utc(moment) is None
-    ]
-    if errors:
-        raise ValidationFailed(
-            "timestamps need a UTC offset, e.g. 2026-03-01T00:00:00+08:00", errors=errors
-        )
 
 
 class StripeWebhookController(Controller):

@@ -36,9 +36,9 @@ from msgspec import Meta, Struct
 from delivery import ratings
 from delivery.models import SatisfactionRating
 from onetrip.auth import Principal, any_key, require_role
-from onetrip.clock import in_utc
+from onetrip.clock import require_offset
 from onetrip.db import get_database, unit_of_work
-from onetrip.errors import OneTripError, ValidationFailed
+from onetrip.errors import OneTripError
 from onetrip.jsonbody import decode_strictly
 from onetrip.openapi import BODY_ERRORS, documented
 from onetrip.textrules import check_text
@@ -247,18 +247,6 @@ class RatingController(Controller):
         return Redirect(path=_track_href(token, request), status_code=303)
 
 
-def _require_offset(**moments: datetime | None) -> None:
-    errors = [
-        {"field": name.rstrip("_"), "message": "must be an RFC 3339 timestamp with an offset"}
-        for name, moment in moments.items()
-        if moment is not None and in_utc(moment) is None
-    ]
-    if errors:
-        raise ValidationFailed(
-            "timestamps need a UTC offset, e.g. 2026-11-01T00:00:00+08:00", errors=errors
-        )
-
-
 class SatisfactionController(Controller):
     path = "/api/v1/departments"
     tags = ["satisfaction"]
@@ -288,7 +276,7 @@ class SatisfactionController(Controller):
         rated_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
     ) -> SatisfactionOut:
         require_role(principal, "department", "finance", "admin")
-        _require_offset(from_=rated_from, to=rated_to)
+        require_offset(from_=rated_from, to=rated_to)
         async with get_database().session() as session:
             figures = await ratings.department_satisfaction(
                 session, principal, code, start=rated_from, end=rated_to
