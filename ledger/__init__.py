@@ -4,7 +4,13 @@ from onetrip.domain import Domain
 
 domain = Domain(
     name="ledger",
-    routes=("ledger.api", "ledger.reconciliation.api"),
+    routes=(
+        "ledger.api",
+        "ledger.periods_api",
+        "ledger.reconciliation.api",
+        "ledger.reconciliation.runs_api",
+        "ledger.reports.api",
+    ),
     jobs=("ledger.jobs",),
     models=("ledger.models",),
     queues=("ledger",),

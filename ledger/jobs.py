@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ledger import service
+from ledger import service, snapshots
 from onetrip.db import get_database
 from onetrip.jobs import actor
 from onetrip.scheduler import periodic
@@ -27,3 +27,14 @@ async def check_ledger_balances() -> None:
             mismatch.cached_balance,
             mismatch.sum_of_entries,
         )
+
+
+@periodic(3600)
+@actor("ledger", max_retries=0)
+async def take_balance_snapshots() -> None:
+    """Hourly: rebuild stale daily balance snapshots and write the ones now due."""
+    runs = await snapshots.bring_up_to_date()
+    written = sum(len(run.written) for run in runs)
+    removed = sum(run.removed for run in runs)
+    if written or removed:
+        log.info("ledger snapshots: %d cut-offs written, %d stale removed", written, removed)

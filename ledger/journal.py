@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.models import transactions
+from ledger.periods import refuse_closed
 from ledger.queries import load_transaction, load_transactions_by_key
 from ledger.types import AlreadyReversed, InvalidPosting, LedgerTransaction, Line, Posting
 from ledger.writes import (
@@ -120,6 +121,7 @@ def prepare(
     external_ref: str | None,
     external_source: str | None,
     recorded_at: datetime,
+    corrects_id: str | None = None,
 ) -> PreparedPosting:
     """Validate one posting and normalise it for writing (InvalidPosting otherwise)."""
     net = validate_lines(lines)
@@ -148,6 +150,7 @@ def prepare(
         external_source=external_source,
         lines=lines,
         net=net,
+        corrects_id=corrects_id,
     )
 
 
@@ -175,6 +178,7 @@ async def post_transaction(
     reverses_id: str | None = None,
     external_ref: str | None = None,
     external_source: str | None = None,
+    corrects_id: str | None = None,
 ) -> LedgerTransaction:
     """Record a balanced transaction and update the cached balances; never commits.
 
@@ -185,6 +189,10 @@ async def post_transaction(
     currency than its line, raise InvalidPosting. `external_ref` (and the namespace it
     lives in, `external_source`) names the outside record the transaction books, for
     transactions_by_external_ref; like everything in the ledger it is written once.
+    `corrects_id` links the transaction this one corrects. A posting effective inside a
+    closed period of a department it touches raises PeriodClosed (409, after writing:
+    the caller's unit of work must roll back); a replay of a key posted before is not
+    refused.
     """
     posting = prepare(
         idempotency_key=idempotency_key,
@@ -196,6 +204,7 @@ async def post_transaction(
         external_ref=external_ref,
         external_source=external_source,
         recorded_at=utcnow(),
+        corrects_id=corrects_id,
     )
     conn = await session.connection()
     try:
@@ -214,6 +223,9 @@ async def post_transaction(
         assert existing is not None
         _check_replay(existing, lines)
         return existing
+    # --- issue 10 (F3): closed periods. Checked after the write, in the same
+    # transaction, so a close committed meanwhile is seen (ledger/periods.py).
+    await refuse_closed(conn, [posting])
     return posting.result(account_ids)
 
 
@@ -248,6 +260,7 @@ async def post_transactions(
                     external_ref=getattr(item, "external_ref", None),
                     external_source=getattr(item, "external_source", None),
                     recorded_at=recorded_at,
+                    corrects_id=getattr(item, "corrects_id", None),
                 )
             )
         except InvalidPosting as exc:
@@ -283,6 +296,8 @@ async def post_transactions(
                 f" (one of {', '.join(reversed_ids)})"
             ) from exc
         raise
+    # --- issue 10 (F3): closed periods, over the postings written now (not replays).
+    await refuse_closed(conn, [p for p in unique.values() if written.get(p.id) is not None])
     replays = [p.idempotency_key for p in unique.values() if written.get(p.id) is None]
     existing = await load_transactions_by_key(conn, replays) if replays else {}
     results: dict[str, LedgerTransaction] = {}

@@ -8,13 +8,14 @@ transaction outside it is NotFound, never a hint that it exists.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, true
+from sqlalchemy import case, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ledger.models import accounts, entries, transactions
+from ledger.models import accounts, balance_snapshots, entries, transactions
+from ledger.snapshots import BEGINNING, entry_sums, joined, latest_valid_cut_off, valid_until
 from ledger.types import (
     BalanceMismatch,
     LedgerAccount,
@@ -26,6 +27,7 @@ from ledger.types import (
     TrialBalanceLine,
 )
 from onetrip.clock import utcnow
+from onetrip.db import UTCDateTime
 from onetrip.errors import Forbidden, NotFound, ValidationFailed
 from onetrip.pagination import check_cursor, check_limit
 
@@ -318,32 +320,17 @@ async def trial_balance(
 
     total_debits == total_credits for every scope: a limited scope gets its departments'
     accounts line by line, and everything else summed in one `OTHER_ACCOUNTS` line per
-    currency, without its detail (the books balance only as a whole).
+    currency, without its detail (the books balance only as a whole). Exact, and read
+    without summing every entry (issue 10): see `account_totals`.
     """
     as_of = as_of or utcnow()
     if as_of.tzinfo is None:
         raise ValidationFailed("as_of must carry a UTC offset", code="invalid_as_of")
-    debits = func.coalesce(func.sum(case((entries.c.amount > 0, entries.c.amount))), 0)
-    credits = func.coalesce(func.sum(case((entries.c.amount < 0, -entries.c.amount))), 0)
-    # One pass over the entries for every scope: the per-account sums are few (a handful
-    # of accounts per department), and the other accounts' are folded below.
-    stmt = (
-        select(
-            accounts.c.id,
-            accounts.c.code,
-            accounts.c.department,
-            accounts.c.currency,
-            debits.label("debits"),
-            credits.label("credits"),
-        )
-        .join(entries, entries.c.account_id == accounts.c.id)
-        .where(entries.c.effective_at <= as_of)
-        .group_by(accounts.c.id, accounts.c.code, accounts.c.department, accounts.c.currency)
-        .order_by(accounts.c.code, accounts.c.currency)
-    )
     lines: list[TrialBalanceLine] = []
     others: dict[str, list[int]] = {}  # currency -> [debits, credits]
-    for row in await session.execute(stmt):
+    for row in await account_totals(session, as_of):
+        if not (row.debits or row.credits):
+            continue  # no entries by as_of (an entry is never zero)
         if scope is None or row.department in scope:
             lines.append(
                 TrialBalanceLine(
@@ -359,6 +346,7 @@ async def trial_balance(
             summed = others.setdefault(row.currency, [0, 0])
             summed[0] += int(row.debits)
             summed[1] += int(row.credits)
+    lines.sort(key=lambda line: (line.code, line.currency))
     lines.extend(
         TrialBalanceLine(
             account_id=OTHER_ACCOUNTS,
@@ -377,6 +365,78 @@ async def trial_balance(
         total_credits=sum(line.credits for line in lines),
         departments=None if scope is None else tuple(sorted(scope)),
     )
+
+
+_TOTALS_COLUMNS = (accounts.c.id, accounts.c.code, accounts.c.department, accounts.c.currency)
+
+
+async def account_totals(session: AsyncSession, as_of: datetime) -> Sequence[Any]:
+    """Every account's (id, code, department, currency, debits, credits) over the entries
+    effective up to `as_of`, in one statement (one consistent view of the books), from
+    whichever is nearer to `as_of`:
+
+    - the cached totals (ledger_accounts.debits/credits, kept by a trigger with every
+      entry) minus the entries effective after `as_of` — for "now", a probe per account
+      that finds nothing;
+    - the latest valid daily snapshot at or before `as_of` plus the entries since;
+    - with no snapshot, the sum of every entry up to `as_of`.
+    """
+    base = await latest_valid_cut_off(session, as_of)
+    ago = utcnow() - as_of
+    if base is None and ago > timedelta(days=1):
+        return await _summed_entries(session, as_of)
+    pg = session.get_bind().dialect.name == "postgresql"
+    if base is None or as_of - base > ago:
+        later, later_debits, later_credits = entry_sums(
+            pg, entries.c.effective_at > literal(as_of, UTCDateTime())
+        )
+        stmt = select(
+            *_TOTALS_COLUMNS,
+            (accounts.c.debits - later_debits).label("debits"),
+            (accounts.c.credits - later_credits).label("credits"),
+        ).select_from(joined(accounts, later))
+        return (await session.execute(stmt)).all()
+    # The snapshot is looked up again inside the statement, so that the rows it adds and
+    # the entries after it come from one view even if the snapshot job replaced it since.
+    limit = func.coalesce(valid_until(), literal(as_of, UTCDateTime()))
+    cut_off = func.coalesce(
+        select(func.max(balance_snapshots.c.cut_off))
+        .where(balance_snapshots.c.cut_off <= as_of, balance_snapshots.c.cut_off <= limit)
+        .scalar_subquery(),
+        literal(BEGINNING, UTCDateTime()),
+    )
+    since, since_debits, since_credits = entry_sums(
+        pg,
+        entries.c.effective_at >= cut_off,
+        entries.c.effective_at <= literal(as_of, UTCDateTime()),
+    )
+    snap = balance_snapshots.alias("snap")
+    stmt = select(
+        *_TOTALS_COLUMNS,
+        (func.coalesce(snap.c.debits, 0) + since_debits).label("debits"),
+        (func.coalesce(snap.c.credits, 0) + since_credits).label("credits"),
+    ).select_from(
+        joined(
+            accounts.outerjoin(
+                snap, (snap.c.account_id == accounts.c.id) & (snap.c.cut_off == cut_off)
+            ),
+            since,
+        )
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def _summed_entries(session: AsyncSession, as_of: datetime) -> Sequence[Any]:
+    """Every entry up to `as_of`, summed in one pass (no snapshot to start from)."""
+    debits = func.coalesce(func.sum(case((entries.c.amount > 0, entries.c.amount))), 0)
+    credits = func.coalesce(func.sum(case((entries.c.amount < 0, -entries.c.amount))), 0)
+    stmt = (
+        select(*_TOTALS_COLUMNS, debits.label("debits"), credits.label("credits"))
+        .join(entries, entries.c.account_id == accounts.c.id)
+        .where(entries.c.effective_at <= as_of)
+        .group_by(*_TOTALS_COLUMNS)
+    )
+    return (await session.execute(stmt)).all()
 
 
 async def verify_balances(session: AsyncSession) -> list[BalanceMismatch]:

@@ -37,6 +37,7 @@ from ledger.journal import (
     reverse_transaction,
     validate_lines,
 )
+from ledger.periods import PeriodClosed, first_open_moment
 from ledger.queries import (
     get_account,
     get_account_by_code,
@@ -83,6 +84,7 @@ __all__ = [
     "LedgerTransaction",
     "Line",
     "Page",
+    "PeriodClosed",
     "Posting",
     "Scope",
     "TrialBalance",
@@ -91,6 +93,7 @@ __all__ = [
     "_create_accounts",
     "department_fees_account",
     "ensure_platform_accounts",
+    "first_open_moment",
     "get_account",
     "get_account_by_code",
     "get_transaction",

@@ -56,6 +56,9 @@ class Posting:
     reverses_id: str | None = None
     external_ref: str | None = None
     external_source: str | None = None
+    # The transaction this one corrects (one in a closed period, or a reconciliation
+    # adjustment): corrections post in an open period and link what they correct.
+    corrects_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class LedgerTransaction:
     # The outside record this transaction books, if any (see Posting).
     external_ref: str | None = None
     external_source: str | None = None
+    corrects_id: str | None = None  # the transaction this one corrects (see Posting)
 
 
 @dataclass(frozen=True)

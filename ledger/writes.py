@@ -42,6 +42,7 @@ class PreparedPosting:
     external_source: str | None
     lines: Sequence[Line]
     net: dict[tuple[str, str], int]
+    corrects_id: str | None = None  # issue 10: the transaction this one corrects
 
     def transaction_values(self) -> dict[str, Any]:
         """The ledger_transactions row."""
@@ -55,6 +56,7 @@ class PreparedPosting:
             "reverses_id": self.reverses_id,
             "external_ref": self.external_ref,
             "external_source": self.external_source,
+            "corrects_id": self.corrects_id,
         }
 
     def result(self, written: list[tuple[int, str]]) -> LedgerTransaction:
@@ -83,6 +85,7 @@ class PreparedPosting:
             ),
             external_ref=self.external_ref,
             external_source=self.external_source,
+            corrects_id=self.corrects_id,
         )
 
 
@@ -114,9 +117,10 @@ WITH line AS (
 ), claim AS (
     INSERT INTO ledger_transactions
            (id, idempotency_key, description, effective_at, recorded_at, metadata, reverses_id,
-            external_ref, external_source)
+            external_ref, external_source, corrects_id)
     VALUES (:id, :idempotency_key, :description, :effective_at, :recorded_at,
-            CAST(:metadata AS json), :reverses_id, :external_ref, :external_source)
+            CAST(:metadata AS json), :reverses_id, :external_ref, :external_source,
+            :corrects_id)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), account AS MATERIALIZED (
@@ -188,13 +192,13 @@ _POSTGRES_POST_MANY = text(
     """
 WITH posting AS (
     SELECT p.id, p.idempotency_key, p.description, p.effective_at, p.metadata, p.reverses_id,
-           p.external_ref, p.external_source
+           p.external_ref, p.external_source, p.corrects_id
       FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:descriptions AS text[]),
                   CAST(:effective_ats AS timestamptz[]), CAST(:metadatas AS text[]),
                   CAST(:reverses_ids AS text[]), CAST(:external_refs AS text[]),
-                  CAST(:external_sources AS text[]))
+                  CAST(:external_sources AS text[]), CAST(:corrects_ids AS text[]))
            AS p(id, idempotency_key, description, effective_at, metadata, reverses_id,
-                external_ref, external_source)
+                external_ref, external_source, corrects_id)
 ), line AS (
     SELECT l.transaction_id, l.code, l.currency, l.amount, l.n
       FROM unnest(CAST(:line_transactions AS text[]), CAST(:codes AS text[]),
@@ -203,9 +207,9 @@ WITH posting AS (
 ), claim AS (
     INSERT INTO ledger_transactions
            (id, idempotency_key, description, effective_at, recorded_at, metadata, reverses_id,
-            external_ref, external_source)
+            external_ref, external_source, corrects_id)
     SELECT id, idempotency_key, description, effective_at, :recorded_at,
-           CAST(metadata AS json), reverses_id, external_ref, external_source
+           CAST(metadata AS json), reverses_id, external_ref, external_source, corrects_id
       FROM posting
      ORDER BY idempotency_key
     ON CONFLICT (idempotency_key) DO NOTHING
@@ -265,6 +269,7 @@ async def write_many_postgresql(
                 "reverses_ids": [p.reverses_id for p in postings],
                 "external_refs": [p.external_ref for p in postings],
                 "external_sources": [p.external_source for p in postings],
+                "corrects_ids": [p.corrects_id for p in postings],
                 "recorded_at": postings[0].recorded_at,
                 "line_transactions": [txn_id for txn_id, _ in lines],
                 "codes": [line.account for _, line in lines],

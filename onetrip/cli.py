@@ -423,6 +423,18 @@ def reconcile_import(
     run_import(file, source, profile, currency)
 
 
+@reconcile.command("run")
+@click.option("--from", "date_from", required=True, help="First day (UTC), e.g. 2026-11-01.")
+@click.option("--to", "date_to", required=True, help="Last day (UTC), inclusive.")
+@click.option("--department", default=None, help="Only this department's payments.")
+@click.option("--dry-run", is_flag=True, help="Report what it would find; write nothing.")
+def reconcile_run(date_from: str, date_to: str, department: str | None, dry_run: bool) -> None:
+    """Match the ledger, Stripe and the bank over a range of dates."""
+    from ledger.reconciliation.cli import run_reconciliation
+
+    run_reconciliation(date_from, date_to, department, dry_run)
+
+
 @reconcile.group("profile")
 def reconcile_profile() -> None:
     """Banks' CSV mapping profiles."""
@@ -443,6 +455,41 @@ def reconcile_profile_list() -> None:
     from ledger.reconciliation.cli import list_profiles
 
     list_profiles()
+
+
+# --- the settlement report (finance helper F3, issue 10) -------------------------------
+
+
+@main.group()
+def report() -> None:
+    """Finance reports."""
+
+
+@report.command("settlement")
+@click.option("--department", required=True, help="Department code, e.g. PSB.")
+@click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "date_to", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option(
+    "--format",
+    "fmt",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "json", "csv", "xlsx", "pdf"]),
+)
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--currency", default=None, help="When the department holds several.")
+def report_settlement(
+    department: str,
+    date_from: Any,
+    date_to: Any,
+    fmt: str,
+    out: str | None,
+    currency: str | None,
+) -> None:
+    """A department's settlement over local dates FROM..TO (inclusive)."""
+    from ledger.reports.cli import run_settlement
+
+    run_settlement(department, date_from.date(), date_to.date(), fmt, out, currency)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger import service as ledger
+from onetrip.clock import utcnow
 from onetrip.money import split_by_bps
 from payments.gateways import gateway_named
 from payments.models import Payment, Refund
@@ -20,8 +23,26 @@ def _clearing_account(payment: Payment) -> str:
     return gateway_named(payment.gateway or "sandbox").clearing_account
 
 
+async def _booked_at(
+    session: AsyncSession, payment: Payment, moment: datetime, metadata: dict[str, str]
+) -> datetime:
+    """When the payment's own posting is effective: when it happened, unless that lies
+    in a closed period of one of its departments (a webhook that came after the day
+    was closed): then the first open moment, with when it happened in the metadata."""
+    departments = [department for department, _ in shares(payment)] + [payment.department]
+    at = await ledger.first_open_moment(session, departments, moment)
+    if at != moment:
+        metadata["occurred_at"] = moment.isoformat()
+    return at
+
+
 def _metadata(payment: Payment, kind: str) -> dict[str, str]:
-    return {"payment_id": payment.id, "department": payment.department, "kind": kind}
+    return {
+        "payment_id": payment.id,
+        "department": payment.department,
+        "kind": kind,
+        "matter_code": payment.matter_code,  # issue 10: settlement report by matter
+    }
 
 
 def _department_lines(payment: Payment, parts: list[tuple[str, int]]) -> list[ledger.Line]:
@@ -64,13 +85,16 @@ async def book_payment(session: AsyncSession, payment: Payment) -> None:
             # in that currency's clearing and suspense, and no department is booked.
             await ledger.ensure_platform_accounts(session, currency)
         lines = [clearing, ledger.Line(ledger.SUSPENSE, -received, currency)]
+    metadata = _metadata(payment, kind)
     await ledger.post_transaction(
         session,
         idempotency_key=key,
         description=f"{payment.matter_name} {payment.reference} ({payment.id})",
         lines=lines,
-        effective_at=payment.succeeded_at or payment.updated_at,
-        metadata=_metadata(payment, kind),
+        effective_at=await _booked_at(
+            session, payment, payment.succeeded_at or payment.updated_at, metadata
+        ),
+        metadata=metadata,
     )
 
 
@@ -92,6 +116,7 @@ async def book_acceptance(session: AsyncSession, payment: Payment) -> None:
     paid = dict(split_by_bps(received, split))
     refunded = dict(split_by_bps(payment.amount_refunded, split))
     parts = [(department, refunded[department] - paid[department]) for department, _ in split]
+    metadata = _metadata(payment, "payment_accepted")
     await ledger.post_transaction(
         session,
         idempotency_key=f"payment:{payment.id}:accepted",
@@ -100,8 +125,8 @@ async def book_acceptance(session: AsyncSession, payment: Payment) -> None:
             ledger.Line(ledger.SUSPENSE, left, payment.currency),
             *_department_lines(payment, parts),
         ],
-        effective_at=payment.succeeded_at,
-        metadata=_metadata(payment, "payment_accepted"),
+        effective_at=await _booked_at(session, payment, payment.succeeded_at or utcnow(), metadata),
+        metadata=metadata,
     )
 
 

@@ -98,7 +98,13 @@ async def create_department(session: AsyncSession, data: DepartmentIn) -> Depart
     )
     session.add(department)
     await session.flush()
-    await ledger.open_department_accounts(session, data.code, data.name)
+    await ledger.open_department_accounts(
+        session,
+        data.code,
+        data.name,
+        timezone=data.timezone,
+        stripe_fees_borne_by=data.stripe_fees_borne_by,
+    )
     return department
 
 

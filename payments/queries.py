@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip import outbox
 from onetrip.auth import Principal
 from onetrip.errors import Forbidden, NotFound
-from onetrip.pagination import envelope, page
+from onetrip.pagination import check_limit, envelope, page
 from payments.models import Payment, Refund
 from payments.views import RefundView, TimelineEntry, payment_view, refund_view
 
@@ -90,19 +90,52 @@ async def list_payments(
 ) -> dict[str, Any]:
     """One page of the key's own departments' payments, newest first (not those of
     other departments it has a share of in a joint matter: it reads those one by one,
-    by id, e.g. from its ledger entries)."""
-    stmt = select(Payment)
-    if principal.role != "admin" and not principal.all_departments:
-        stmt = stmt.where(Payment.department.in_(principal.departments))
+    by id, e.g. from its ledger entries).
+
+    Each filter has an index in the cursor's order — (department, status, id),
+    (status, id), (department, reference), (reference, id), (department, id) — so a page
+    reads about `limit` index entries however many payments there are. A key of several
+    departments reads each department's page that way and merges them (an IN list would
+    make the database sort every matching payment)."""
+    filters = []
     if status:
-        stmt = stmt.where(Payment.status == status)
+        filters.append(Payment.status == status)
     if reference:
-        stmt = stmt.where(Payment.reference == reference)
+        filters.append(Payment.reference == reference)
     if created_from:
-        stmt = stmt.where(Payment.created_at >= created_from)
+        filters.append(Payment.created_at >= created_from)
     if created_to:
-        stmt = stmt.where(Payment.created_at < created_to)
-    query = page(stmt, Payment.id, cursor, limit, prefix="pay")
+        filters.append(Payment.created_at < created_to)
+    if principal.role == "admin" or principal.all_departments:
+        query = page(select(Payment).where(*filters), Payment.id, cursor, limit, prefix="pay")
+    elif len(principal.departments) <= 1:
+        query = page(
+            select(Payment).where(Payment.department.in_(principal.departments), *filters),
+            Payment.id,
+            cursor,
+            limit,
+            prefix="pay",
+        )
+    else:
+        # Each department's newest limit+1 ids, by its own index; the page is the newest
+        # limit+1 of their union.
+        per_department = [
+            page(
+                select(Payment.id).where(Payment.department == code, *filters),
+                Payment.id,
+                cursor,
+                limit,
+                prefix="pay",
+            ).subquery()
+            for code in principal.departments
+        ]
+        ids = union_all(*(select(sub.c.id) for sub in per_department)).subquery()
+        query = (
+            select(Payment)
+            .where(Payment.id.in_(select(ids.c.id)))
+            .order_by(Payment.id.desc())
+            .limit(check_limit(limit) + 1)
+        )
     rows = (await session.execute(query)).scalars().all()
     return envelope([payment_view(p, principal) for p in rows], limit, id_of=lambda view: view.id)
 

@@ -159,6 +159,8 @@ class ReconciliationController(Controller):
                 400: ["bad_request"],  # not multipart/form-data
                 403: ["import_needs_all_departments"],
                 404: ["profile_not_found"],
+                # a Stripe fee or payout dated inside a closed period (booked on import)
+                409: ["period_closed"],
                 422: IMPORT_ERRORS,
                 502: ["stripe_error", "gateway_not_configured"],
             },

@@ -1,6 +1,7 @@
-"""`onetrip reconcile import FILE --source S [--profile P]` and `onetrip reconcile
-profile add|list`: a progress bar (rich) while a file is read, a summary table at the
-end, and a non-zero exit with the line and the problem when the file is refused."""
+"""`onetrip reconcile import FILE --source S [--profile P]`, `onetrip reconcile
+profile add|list` and `onetrip reconcile run --from D --to D [--department X]
+[--dry-run]`: a progress bar (rich) while the work runs, a summary table at the end,
+and a non-zero exit with the problem when it is refused."""
 
 from __future__ import annotations
 
@@ -145,3 +146,88 @@ def list_profiles() -> None:
         columns = "\n".join(f"{k}={v}" for k, v in (p.columns or {}).items())
         table.add_row(p.name, p.bank, p.encoding, p.sign_convention, p.currency or "-", columns)
     Console().print(table)
+
+
+# --- onetrip reconcile run ---------------------------------------------------------------
+
+
+def run_reconciliation(date_from: str, date_to: str, department: str | None, dry_run: bool) -> None:
+    """Run a reconciliation over [date_from, date_to] and print what it found; exit 1
+    when it is refused (bad dates, an unknown department, a closed period…)."""
+    from datetime import date
+
+    from ledger.reconciliation import runs
+
+    console = Console(stderr=True)
+    out = Console()
+    try:
+        first, last = date.fromisoformat(date_from), date.fromisoformat(date_to)
+    except ValueError as exc:
+        raise click.UsageError(f"--from and --to are dates like 2026-11-01: {exc}") from exc
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+    async def work(session: Any) -> runs.RunView:
+        task = bar.add_task("reconciling", total=len(runs.STEPS))
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{step} done")
+
+        return await runs.run(
+            session,
+            date_from=first,
+            date_to=last,
+            department=department,
+            dry_run=dry_run,
+            started_by=operator(),
+            progress=progress,
+        )
+
+    try:
+        with bar:
+            view = asyncio.run(_in_unit_of_work(work))
+    except OneTripError as exc:
+        _fail(console, exc)
+        return
+    title = f"run {view.id} {view.date_from}..{view.date_to}"
+    title += f" {view.department}" if view.department else " (all departments)"
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for label, value in (
+        ("matched", view.matched),
+        ("  of which new", view.new_matches),
+        ("unmatched ledger", view.unmatched_ledger),
+        ("unmatched external", view.unmatched_external),
+        ("discrepancies", view.discrepancies),
+        ("new exceptions", view.new_exceptions),
+    ):
+        table.add_row(label, f"{value:,}")
+    for reason, n in sorted(view.by_reason.items()):
+        table.add_row(f"  open: {reason}", f"{n:,}")
+    out.print(table)
+    if view.payouts:
+        payouts = Table(title="payouts (control totals)")
+        for column in ("payout", "gross", "fees", "refunds", "disputes", "net", "balanced"):
+            payouts.add_column(column, justify="left" if column == "payout" else "right")
+        for p in view.payouts:
+            code = p["currency"]
+            payouts.add_row(
+                p["payout_id"],
+                *(format_amount(Money(p[k], code)) for k in ("gross", "fees", "refunds",
+                                                              "disputes", "net")),
+                "yes" if p["balanced"] else "[bold red]NO[/]",
+            )  # fmt: skip
+        out.print(payouts)
+    if view.dry_run:
+        out.print("dry run, nothing written (but the run's record)", highlight=False)
+    out.print(
+        f"{view.matched:,} matched, {sum(view.by_reason.values()):,} open exception(s)",
+        highlight=False,
+    )

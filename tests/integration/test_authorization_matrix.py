@@ -93,6 +93,10 @@ COURIER = keyed(
 #: the courier key's partner's dispatch: another partner's courier key gets 404
 OWN_DISPATCH = {**COURIER, "courier_b": 404}
 #: reconciliation imports are platform-wide: a finance key for all departments or admin
+#: department A's webhook endpoint: only department A's keys; B's get 404 (issue 9)
+OWN_ENDPOINT = keyed(
+    dept_a=OK, dept_b=404, finance_a=403, finance_all=403, courier=403, admin=403
+)  # fmt: skip
 PLATFORM_FINANCE = keyed(
     dept_a=403, dept_b=403, finance_a=403, finance_all=OK, courier=403, admin=OK
 )  # fmt: skip
@@ -140,6 +144,11 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/departments": Rule(ANY_KEY),
     "GET /api/v1/matters": Rule(ANY_KEY),
     "GET /api/v1/matters/{code}": Rule(ANY_KEY),
+    # satisfaction (department A's figures: its own key, finance for it, admin)
+    "GET /api/v1/departments/{code}/satisfaction": Rule(
+        keyed(dept_a=OK, dept_b=404, finance_a=OK, finance_all=OK, courier=403, admin=OK),
+        params={"code": "department_code"},
+    ),
     # payments
     "POST /api/v1/payments": Rule(
         keyed(dept_a=OK, dept_b=422, finance_a=403, finance_all=403, courier=403, admin=403),
@@ -152,6 +161,7 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/payments/{payment_id}/events": Rule(READ_PAYMENT),
     "GET /api/v1/payments/{payment_id}/refunds": Rule(READ_PAYMENT),
     "GET /api/v1/payments/{payment_id}/receipt.pdf": Rule(READ_PAYMENT),
+    "GET /api/v1/payments/{payment_id}/notifications": Rule(READ_PAYMENT),
     "POST /api/v1/payments/{payment_id}/cancel": Rule(CHANGE_PAYMENT),
     "POST /api/v1/payments/{payment_id}/counter": Rule(CHANGE_PAYMENT, json={"method": "cash"}),
     "POST /api/v1/payments/{payment_id}/refunds": Rule(
@@ -190,6 +200,14 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/ledger/accounts/{account_id}/entries": Rule(FINANCE),
     "GET /api/v1/ledger/transactions/{transaction_id}": Rule(FINANCE),
     "GET /api/v1/ledger/trial-balance": Rule(FINANCE),
+    # closed periods (a long-ended month of department A; closing again returns it)
+    "POST /api/v1/ledger/periods": Rule(FINANCE, json={"department": "PSB", "period": "2020-01"}),
+    "GET /api/v1/ledger/periods": Rule(FINANCE),
+    # the settlement report: past the key, the matrix's call (no query) is refused as
+    # incomplete (422); tests/integration/test_settlement_report.py reads it in full
+    "GET /api/v1/reports/settlement": Rule(
+        keyed(dept_a=403, dept_b=403, finance_a=422, finance_all=422, courier=403, admin=422)
+    ),
     # reconciliation (platform-wide data: finance for all departments, or admin)
     "POST /api/v1/reconciliation/imports": Rule(
         PLATFORM_FINANCE,
@@ -203,6 +221,28 @@ RULES: dict[str, Rule] = {
         json={**MATRIX_PROFILE, "name": "matrix-posted"},
     ),  # admin: 409 profile_exists, finance (all) saved that name just before
     "GET /api/v1/reconciliation/profiles": Rule(PLATFORM_FINANCE),
+    # reconciliation runs and the exceptions queue (a department-bound finance key: only
+    # its departments; the world's PSB run is A's, its bank exceptions platform-wide)
+    "POST /api/v1/reconciliation/runs": Rule(
+        FINANCE, json={"department": "PSB", "date_from": "2026-11-01", "date_to": "2026-11-30"}
+    ),
+    "GET /api/v1/reconciliation/runs": Rule(FINANCE),
+    "GET /api/v1/reconciliation/runs/{run_id}": Rule(
+        FINANCE, params={"run_id": "reconciliation_run_id"}
+    ),
+    "GET /api/v1/reconciliation/runs/{run_id}/exceptions": Rule(
+        FINANCE, params={"run_id": "reconciliation_run_id"}
+    ),
+    "GET /api/v1/reconciliation/exceptions": Rule(FINANCE),
+    "GET /api/v1/reconciliation/exceptions/{exception_id}": Rule(
+        {**PLATFORM_FINANCE, "finance_a": 404},
+        params={"exception_id": "reconciliation_exception_id"},
+    ),
+    "POST /api/v1/reconciliation/exceptions/{exception_id}/resolve": Rule(
+        {**PLATFORM_FINANCE, "finance_a": 404, "admin": ALLOWED},
+        json={"action": "accept", "reason": "矩阵：银行手续费，另行处理"},
+        params={"exception_id": "reconciliation_exception_id"},
+    ),  # admin: 409 exception_already_resolved, finance (all) resolved it just before
     # the courier API (the courier key's partner's dispatch, made in make_world)
     "GET /courier/v1/dispatches": Rule(COURIER),
     "GET /courier/v1/dispatches/{dispatch_id}": Rule(OWN_DISPATCH),
@@ -225,8 +265,29 @@ RULES: dict[str, Rule] = {
     "POST /pay/{token}/sandbox": Rule(public(), form={"card_number": "4242424242424242"}),
     "GET /track/{token}": Rule(public(), params={"token": "track_token"}),
     "GET /track/{token}/receipt.pdf": Rule(public(), params={"token": "track_token"}),
+    "POST /track/{token}/rating": Rule(
+        public(), json={"score": 5}, params={"token": "track_token"}
+    ),  # 409 for all: the world's licence is dispatched, not yet delivered
     "POST /pay/{token}/retry": Rule(public()),
     "POST /webhooks/stripe": Rule(public(), json={"id": "evt_1"}),  # unsigned: 400 for all
+    # department webhook endpoints (department A's endpoint and a pending delivery of it)
+    "POST /api/v1/webhook-endpoints": Rule(
+        keyed(dept_a=OK, dept_b=OK, finance_a=403, finance_all=403, courier=403, admin=403),
+        json={"url": "https://matrix.example.gov.cn/hooks", "events": ["payment.succeeded"]},
+    ),
+    "GET /api/v1/webhook-endpoints": Rule(
+        keyed(dept_a=OK, dept_b=OK, finance_a=403, finance_all=403, courier=403, admin=403)
+    ),
+    "GET /api/v1/webhook-endpoints/{endpoint_id}": Rule(OWN_ENDPOINT),
+    "PATCH /api/v1/webhook-endpoints/{endpoint_id}": Rule(
+        OWN_ENDPOINT, json={"events": ["payment.succeeded", "license.delivered"]}
+    ),
+    "POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": Rule(OWN_ENDPOINT),
+    "GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries": Rule(OWN_ENDPOINT),
+    "GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}": Rule(OWN_ENDPOINT),
+    "POST /api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry": Rule(
+        {**OWN_ENDPOINT, "dept_a": ALLOWED}
+    ),  # 409 delivery_pending: the delivery has not been attempted yet
     # the OpenAPI document and its viewers
     "GET /schema": Rule(public()),
     "GET /schema/openapi.json": Rule(public()),
@@ -333,6 +394,20 @@ async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
         headers=auth(finance),
     )
     assert imported.status_code == 201, imported.text
+    november = {"date_from": "2026-11-01", "date_to": "2026-11-30"}
+    psb_run = await client.post(
+        "/api/v1/reconciliation/runs", json={**november, "department": "PSB"}, headers=auth(finance)
+    )
+    assert psb_run.status_code == 201, psb_run.text
+    platform_run = await client.post(
+        "/api/v1/reconciliation/runs", json=november, headers=auth(finance)
+    )
+    assert platform_run.status_code == 201, platform_run.text
+    queued = await client.get(
+        f"/api/v1/reconciliation/runs/{platform_run.json()['id']}/exceptions",
+        headers=auth(finance),
+    )
+    bank_exception = queued.json()["data"][0]["id"]  # a statement line the ledger lacks
     verify_code = license.json()["verify_url"].rsplit("/verify/", 1)[1]
     genuine = await client.get(f"/verify/{verify_code}", headers={"Accept": "application/json"})
     assert genuine.status_code == 200, genuine.text  # PUBLIC would let a 404 through
@@ -341,6 +416,7 @@ async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
         "token": created.json()["payment_url"].rsplit("/", 1)[1],
         "track_token": created.json()["tracking_url"].rsplit("/", 1)[1],
         "code": "passport",
+        "department_code": "PSB",
         "account_id": account,
         "transaction_id": entries.json()["data"][0]["transaction_id"],
         "key_id": doomed[4:20],
@@ -353,8 +429,36 @@ async def make_world(client: Any) -> tuple[dict[str, str], dict[str, str]]:
         "manifest_name": f"{dispatch.handover_date.isoformat()}.pdf",
         "verify_code": verify_code,
         "import_id": imported.json()["id"],
+        "reconciliation_run_id": psb_run.json()["id"],
+        "reconciliation_exception_id": bank_exception,
+        **await department_webhook(client, keys["dept_a"]),
     }
     return keys, objects
+
+
+async def department_webhook(client: Any, key: str) -> dict[str, str]:
+    """A department A webhook endpoint and a pending delivery of it (issue 9)."""
+    from onetrip.clock import utcnow
+    from onetrip.webhooks import enqueue
+
+    endpoint = await client.post(
+        "/api/v1/webhook-endpoints",
+        json={"url": "https://psb.example.gov.cn/hooks", "events": ["payment.succeeded"]},
+        headers=auth(key),
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    async with unit_of_work() as session:
+        delivery_id = await enqueue(
+            session,
+            target=f"endpoint:{endpoint.json()['id']}",
+            url=endpoint.json()["url"],
+            secrets=[endpoint.json()["secret"]],
+            event_id="evt_matrix",
+            event_type="payment.succeeded",
+            created_at=utcnow(),
+            data={},
+        )
+    return {"endpoint_id": endpoint.json()["id"], "delivery_id": delivery_id}
 
 
 _idempotency = itertools.count(1)

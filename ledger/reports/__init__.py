@@ -1,0 +1,1 @@
+"""Finance reports: the settlement report per department and period (issue 10)."""
