@@ -125,3 +125,81 @@ async def allocate(
         None,
         f"every courier partner serving {describe(address)} is at capacity: {', '.join(full)}",
     )
+
+
+class BatchAllocator:
+    """`allocate` for many parcels in one unit of work, with the same choices it would
+    make one after the other: the partners are read once, every candidate of every
+    address is locked at once (in code order, as `allocate` locks), each partner's load
+    is counted once and then kept up to date here as parcels are given to it."""
+
+    def __init__(self, session: AsyncSession, *, now: datetime | None = None) -> None:
+        self.session = session
+        self.now = now or utcnow()
+        self._areas: list[tuple[str, list[dict[str, Any]]]] | None = None
+        self._locked: dict[str, CourierPartner] = {}
+        self._loads: dict[str, int] = {}
+        self._days: dict[str, date] = {}
+
+    async def _levels(self, address: Mapping[str, Any]) -> dict[int, list[str]]:
+        if self._areas is None:
+            rows = await self.session.execute(
+                select(CourierPartner.code, CourierPartner.service_areas)
+            )
+            self._areas = [(code, areas or []) for code, areas in rows.all()]
+        levels: dict[int, list[str]] = {}
+        for code, areas in self._areas:
+            level = max((specificity(area, address) for area in areas), default=0)
+            if level:
+                levels.setdefault(level, []).append(code)
+        return levels
+
+    async def lock_for(self, addresses: list[Mapping[str, Any]]) -> None:
+        """Lock, at once and in code order, every partner serving one of `addresses`,
+        and count their loads. Call it once, before `allocate`."""
+        codes: set[str] = set()
+        for address in addresses:
+            for level_codes in (await self._levels(address)).values():
+                codes.update(level_codes)
+        if not codes:
+            return
+        locked = (
+            await self.session.execute(
+                select(CourierPartner)
+                .where(CourierPartner.code.in_(sorted(codes)))
+                .order_by(CourierPartner.code)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalars()
+        self._locked = {partner.code: partner for partner in locked}
+        self._days = {code: handover_date(p, self.now) for code, p in self._locked.items()}
+        self._loads = await _loads(self.session, self._days) if self._days else {}
+
+    async def allocate(self, address: Mapping[str, Any]) -> Allocation:
+        """What `allocate(session, address)` would answer now; a partner chosen counts
+        one more parcel from then on."""
+        levels = await self._levels(address)
+        if not levels:
+            return Allocation(None, None, f"no courier partner serves {describe(address)}")
+        full: list[str] = []
+        for level in sorted(levels, reverse=True):
+            codes = sorted(levels[level])
+            if any(code not in self._locked for code in codes):  # not locked by lock_for
+                return await allocate(self.session, address, now=self.now)
+            open_partners = [
+                code
+                for code in codes
+                if self._locked[code].daily_capacity is None
+                or self._loads[code] < (self._locked[code].daily_capacity or 0)
+            ]
+            if open_partners:
+                chosen = min(open_partners, key=lambda code: (self._loads[code], code))
+                self._loads[chosen] += 1
+                return Allocation(self._locked[chosen], self._days[chosen])
+            full += [f"{code} ({self._days[code].isoformat()})" for code in codes]
+        return Allocation(
+            None,
+            None,
+            f"every courier partner serving {describe(address)} is at capacity: {', '.join(full)}",
+        )

@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery import service
-from delivery.allocation import allocate
+from delivery.allocation import BatchAllocator, allocate
 from delivery.events import dispatch_event, license_event
-from delivery.models import Dispatch, License, PrintRunItem
+from delivery.models import CourierPartner, Dispatch, License, PrintRunItem
 from delivery.states import (
     D_CREATED,
     LICENSE_MACHINE,
@@ -34,7 +34,7 @@ from delivery.states import (
 )
 from onetrip import outbox, states
 from onetrip.clock import utcnow
-from onetrip.errors import InvalidTransition, ValidationFailed
+from onetrip.errors import InvalidTransition, NotFound, ValidationFailed
 from onetrip.ids import new_id
 from onetrip.webhooks import enqueue
 
@@ -130,51 +130,147 @@ async def dispatch_printed_license(session: AsyncSession, license_id: str) -> Di
     A licence that is no longer `printed` (already handed on, revoked) is left alone, so
     a repeated or late event changes nothing. Returns this licence's new dispatch, if any.
     """
-    license = await states.lock(session, LICENSE_MACHINE, license_id)
-    if license.status != PRINTED:
+    licenses = License.__table__
+    own = (
+        await session.execute(select(licenses).where(licenses.c.id == license_id).with_for_update())
+    ).first()
+    if own is None:
+        raise NotFound(f"no license {license_id}", code="license_not_found")
+    if own.status != PRINTED:
         return None
-    dispatch = await _hand_on(session, license)
-    for other in await _printed_run_mates(session, license_id, DISPATCH_BATCH):
+    mates = await _printed_run_mates(session, license_id, DISPATCH_BATCH)
+    if mates:
         try:
-            async with session.begin_nested():  # one that fails is left to its own event
-                await _hand_on(session, other)
+            async with session.begin_nested():  # a batch that fails: this licence alone
+                return (await _hand_on_batch(session, [own, *mates]))[0]
         except Exception:
-            log.exception("licence %s: not handed on with %s's batch", other.id, license_id)
-    return dispatch
+            log.exception("licence %s: its print run's batch failed; handed on alone", own.id)
+    return (await _hand_on_batch(session, [own]))[0]
 
 
-async def _hand_on(session: AsyncSession, license: License) -> Dispatch | None:
-    if license.delivery_method == "pickup":
-        await _move(session, license, "ready_for_pickup")
-        return None
-    return await _dispatch(session, license, "dispatch")
-
-
-async def _printed_run_mates(session: AsyncSession, license_id: str, limit: int) -> list[License]:
-    """The other `printed` licences of the licence's latest print run, locked; the ones
-    another transaction holds are skipped (PostgreSQL), never waited for, so a batch
-    cannot deadlock with another (nor with a licence's own event)."""
+async def _printed_run_mates(session: AsyncSession, license_id: str, limit: int) -> list[Any]:
+    """The other `printed` licences of the licence's latest print run, locked (Core
+    rows); the ones another transaction holds are skipped (PostgreSQL), never waited
+    for, so a batch cannot deadlock with another (nor with a licence's own event)."""
+    licenses = License.__table__
+    items = PrintRunItem.__table__.c
     run_id = (
-        select(PrintRunItem.print_run_id)
-        .where(PrintRunItem.license_id == license_id)
-        .order_by(PrintRunItem.print_no.desc())
+        select(items.print_run_id)
+        .where(items.license_id == license_id)
+        .order_by(items.print_no.desc())
         .limit(1)
         .scalar_subquery()
     )
     stmt = (
-        select(License)
-        .join(PrintRunItem, PrintRunItem.license_id == License.id)
+        select(licenses)
+        .join(PrintRunItem.__table__, items.license_id == licenses.c.id)
         .where(
-            PrintRunItem.print_run_id == run_id,
-            License.id != license_id,
-            License.status == PRINTED,
+            items.print_run_id == run_id,
+            licenses.c.id != license_id,
+            licenses.c.status == PRINTED,
         )
-        .order_by(PrintRunItem.position)
+        .order_by(items.position)
         .limit(limit)
-        .with_for_update(skip_locked=True, of=License)
-        .execution_options(populate_existing=True)
+        .with_for_update(skip_locked=True, of=licenses)
     )
-    return list((await session.execute(stmt)).scalars())
+    return list((await session.execute(stmt)).all())
+
+
+async def _hand_on_batch(session: AsyncSession, rows: list[Any]) -> list[Dispatch | None]:
+    """Hand on printed licences (locked Core rows, in order) as `dispatch_printed_license`
+    promises for each, in a few statements: one partner lock for all of them
+    (`BatchAllocator`), one INSERT of their dispatches and one of their `dispatch.created`
+    events, and their moves as `onetrip.states.apply` makes them
+    (`licenses.move_licenses`). Returns each licence's new dispatch (None: pickup, or
+    needs attention)."""
+    from delivery.licenses import move_licenses  # delivery.licenses imports this module
+
+    now = utcnow()
+    couriers = [row for row in rows if row.delivery_method != "pickup"]
+    allocator = BatchAllocator(session, now=now)
+    await allocator.lock_for([row.address for row in couriers if not address_problems(row.address)])
+    made: dict[str, Dispatch] = {}
+    chosen: dict[str, CourierPartner] = {}
+    reasons: dict[str, str | None] = {}
+    for row in couriers:
+        problems = address_problems(row.address)
+        if problems:
+            missing = ", ".join(p["field"] for p in problems)
+            reasons[row.id] = f"the delivery address is incomplete: {missing}"
+            continue
+        allocation = await allocator.allocate(row.address)
+        if allocation.partner is None or allocation.handover_date is None:
+            reasons[row.id] = allocation.reason
+            continue
+        chosen[row.id] = allocation.partner
+        made[row.id] = Dispatch(
+            id=new_id("dsp"),
+            license_id=row.id,
+            payment_id=row.payment_id,
+            department=row.department,
+            partner=allocation.partner.code,
+            tracking_number=new_tracking_number(),
+            status=D_CREATED,
+            address=dict(row.address),
+            handover_date=allocation.handover_date,
+            failed_attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+    if made:
+        columns = [
+            c.key
+            for c in Dispatch.__table__.columns
+            if c.key not in ("recipient_name", "delivered_at")
+        ]
+        await session.execute(
+            insert(Dispatch.__table__),
+            [{c: getattr(d, c) for c in columns} for d in made.values()],
+        )
+        created = []
+        for dispatch in made.values():
+            data = dispatch_event(dispatch)
+            values = outbox.event_values(
+                "dispatch.created",
+                msgspec.to_builtins(data),
+                payment_id=dispatch.payment_id,
+                department=dispatch.department,
+                subject_id=dispatch.id,
+                occurred_at=now,
+            )
+            created.append((dispatch, data, values))
+        await session.execute(insert(outbox.OutboxEvent.__table__), [v for _, _, v in created])
+        for dispatch, data, values in created:
+            partner = chosen[dispatch.license_id]
+            if partner.webhook_url:
+                await enqueue(
+                    session,
+                    target=service.webhook_target(partner.code),
+                    url=partner.webhook_url,
+                    secrets=[await service.partner_secret(session, partner)],
+                    event_id=values["id"],
+                    event_type="dispatch.created",
+                    created_at=now,
+                    data=data,
+                )
+
+    def event_data(row: Any, previous: str) -> Any:
+        reason = reasons.get(row.id, msgspec.UNSET)
+        return license_event(
+            row,
+            previous_status=previous,
+            dispatch=made.get(row.id),
+            reason=reason if reason is not None else msgspec.UNSET,
+        )
+
+    for event, ids in (
+        ("ready_for_pickup", [row.id for row in rows if row.delivery_method == "pickup"]),
+        ("no_partner", [row.id for row in couriers if row.id in reasons]),
+        ("dispatch", [row.id for row in couriers if row.id in made]),
+    ):
+        if ids:
+            await move_licenses(session, ids, event, event_data)
+    return [made.get(row.id) for row in rows]
 
 
 async def redispatch(

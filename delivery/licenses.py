@@ -10,13 +10,14 @@ never commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery import dispatching, signing
@@ -79,9 +80,13 @@ def _check_validity(valid_from: date | None, valid_until: date | None) -> None:
         )
 
 
-async def _check_issuable(session: AsyncSession, payment: Payment) -> None:
+async def _check_issuable(
+    session: AsyncSession, payment: Payment, *, looked_for_licence: bool = False
+) -> None:
     """Refuse (409) a licence for money that is not (or no longer) there, or for a matter
-    whose licence is not delivered; and a second licence for one payment."""
+    whose licence is not delivered; and a second licence for one payment (unless the
+    caller `looked_for_licence` already, under the payment's row lock, and found none)."""
+    existing: License | None = None
     if payment.status != SUCCEEDED:
         raise Conflict(
             f"payment {payment.id} is {payment.status}, not paid: no licence yet",
@@ -95,7 +100,8 @@ async def _check_issuable(session: AsyncSession, payment: Payment) -> None:
             f"matter {payment.matter_code} issues no licence to deliver",
             code="matter_not_deliverable",
         )
-    existing = await license_of_payment(session, payment.id)
+    if not looked_for_licence:
+        existing = await license_of_payment(session, payment.id)
     if existing is not None:
         raise Conflict(
             f"payment {payment.id} has its licence already: {existing.id}",
@@ -127,11 +133,13 @@ async def _issue(
     fields: dict[str, str],
     valid_from: date | None,
     valid_until: date | None,
+    number_checked: bool = False,
 ) -> License:
     """Insert the licence (payment row locked by the caller), sign it, write
     `license.issued`. The payment's delivery method and address are copied: a
-    redispatch may correct the licence's address later, never the payment's."""
-    if await _license_no_taken(session, payment.department, license_no):
+    redispatch may correct the licence's address later, never the payment's.
+    `number_checked`: the caller found `license_no` free in this transaction already."""
+    if not number_checked and await _license_no_taken(session, payment.department, license_no):
         raise Conflict(
             f"licence number {license_no} is taken in department {payment.department}",
             code="license_no_exists",
@@ -156,8 +164,9 @@ async def _issue(
         created_at=now,
         updated_at=now,
     )
-    session.add(license)
+    # Signed before it is added: one INSERT carries the code (no UPDATE after it).
     await signing.sign_license(session, license)
+    session.add(license)
     await session.flush()
     await outbox.record_event(
         session,
@@ -238,17 +247,32 @@ async def auto_issue(session: AsyncSession, payment_id: str) -> License | None:
     info = await catalogue.matter_info(payment.matter_code, session)
     if info is None or not (info.auto_issue and info.deliverable):
         return None
-    if await license_of_payment(session, payment.id) is not None:
+    today = await department_today(session, payment.department)
+    candidates = auto_license_numbers(payment.department, today.year, payment.id)
+    # One query: the payment's licence, if any, and which of the numbers are taken.
+    found = (
+        await session.execute(
+            select(License.payment_id, License.license_no).where(
+                or_(
+                    License.payment_id == payment.id,
+                    and_(
+                        License.department == payment.department,
+                        License.license_no.in_(candidates),
+                    ),
+                )
+            )
+        )
+    ).all()
+    if any(row.payment_id == payment.id for row in found):
         return None
     try:
-        await _check_issuable(session, payment)
+        await _check_issuable(session, payment, looked_for_licence=True)
     except Conflict as refused:
         log.info("no licence issued for payment %s: %s", payment.id, refused.detail)
         return None
-    today = await department_today(session, payment.department)
-    for license_no in auto_license_numbers(payment.department, today.year, payment.id):
-        if not await _license_no_taken(session, payment.department, license_no):
-            break
+    taken = {row.license_no for row in found}
+    # the shortest free one (the longest, the whole id, is free when the others are not)
+    license_no = next((n for n in candidates if n not in taken), candidates[-1])
     applicant = payment.applicant or {}
     return await _issue(
         session,
@@ -259,6 +283,7 @@ async def auto_issue(session: AsyncSession, payment_id: str) -> License | None:
         fields={"业务编号": payment.reference},
         valid_from=today,
         valid_until=None,
+        number_checked=license_no not in taken,
     )
 
 
@@ -457,6 +482,118 @@ async def _reasons(session: AsyncSession, license: License) -> dict[str, list[st
 
 
 # --- moving ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What `move_licenses` did: the licences moved (their rows, as they are now) and the
+    ones whose status does not allow the event (left as they are)."""
+
+    moved: list[Any]
+    refused: list[Any]
+
+
+async def move_licenses(
+    session: AsyncSession,
+    license_ids: Iterable[str],
+    event: str,
+    data: Callable[[Any, str], Any] | None = None,
+    *,
+    before: Callable[[Any], Awaitable[None]] | None = None,
+) -> Moved:
+    """Apply `event` to many licences at once, as `onetrip.states.apply` does to one:
+    the same rows written (status and `updated_at`, a `state_transitions` record, the
+    outbox event of the state reached), the same rules (a repeat changes nothing; a move
+    the table lacks is refused), in a few statements instead of four per licence, and
+    without the ORM. The rows are locked in id order (no deadlock with another batch);
+    records and events are written in the order of `license_ids`.
+
+    `data(row, previous_status)` is the outbox event's data of each moved licence (`row`
+    carries the new status); by default its `license_event`. `before(row)` runs for each
+    licence that will move (locked, as it was read) before anything is written: the
+    domain's part of the move; what it raises stops the batch.
+    """
+    given = list(dict.fromkeys(license_ids))  # the order the writes follow
+    ids = sorted(given)
+    if not ids:
+        return Moved([], [])
+    table = License.__table__
+    locked = (
+        await session.execute(
+            select(table).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
+        )
+    ).all()
+    moved: list[tuple[Any, str, str]] = []  # (row now, previous status, target)
+    refused: list[Any] = []
+    place = {license_id: n for n, license_id in enumerate(given)}
+    for row in sorted(locked, key=lambda row: place[row.id]):
+        if LICENSE_MACHINE.is_repeat(row.status, event):
+            continue
+        target = LICENSE_MACHINE.target(row.status, event)
+        if target is None:
+            refused.append(row)
+        else:
+            if before is not None:
+                await before(row)
+            moved.append((_Row({**row._mapping, "status": target}), row.status, target))
+    if not moved:
+        return Moved([], refused)
+    now = utcnow()
+    by_target: dict[str, list[str]] = {}
+    for row, _previous, target in moved:
+        row.updated_at = now
+        by_target.setdefault(target, []).append(row.id)
+    for target, target_ids in by_target.items():
+        await session.execute(
+            update(table).where(table.c.id.in_(target_ids)).values(status=target, updated_at=now)
+        )
+    await session.execute(
+        insert(StateTransition.__table__),
+        [
+            {
+                "machine": LICENSE_MACHINE.name,
+                "subject_id": row.id,
+                "event": event,
+                "from_state": previous,
+                "to_state": target,
+                "applied": True,
+                "occurred_at": now,
+                "recorded_at": now,
+            }
+            for row, previous, target in moved
+        ],
+    )
+    make = data or (lambda row, previous: license_event(row, previous_status=previous))
+    events = [
+        outbox.event_values(
+            LICENSE_MACHINE.emits[target],
+            _builtins(make(row, previous)),
+            subject_id=row.id,
+            occurred_at=now,
+            payment_id=row.payment_id,
+            department=row.department,
+        )
+        for row, previous, target in moved
+    ]
+    await session.execute(insert(outbox.OutboxEvent.__table__), events)
+    return Moved([row for row, _, _ in moved], refused)
+
+
+class _Row(dict[str, Any]):
+    """A licence's columns, read as attributes (what `license_event` reads)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+def _builtins(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else msgspec.to_builtins(data)
 
 
 async def revoke(

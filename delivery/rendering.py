@@ -13,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery import documents, signing
 from delivery.events import license_event
+from delivery.licenses import move_licenses
 from delivery.models import License, LicenseDocument
 from delivery.states import ISSUED, LICENSE_MACHINE
 from onetrip.clock import utcnow
-from onetrip.db import get_database, insert_ignoring_conflicts
+from onetrip.consumers import reading
+from onetrip.db import insert_ignoring_conflicts
 from onetrip.errors import NotFound
 from onetrip.pdf import cjk_font_in_use
 from onetrip.states import Transition, apply
@@ -63,18 +67,29 @@ async def license_data(
     """What the licence's documents show, with the department's and matter's names."""
     department = await session.get(Department, license.department)
     matter = await session.get(Matter, license.matter_code)
+    return _license_data(
+        license,
+        department.name if department else None,
+        matter.name if matter else None,
+        verify_code,
+    )
+
+
+def _license_data(
+    license: Any, department_name: str | None, matter_name: str | None, verify_code: str
+) -> documents.LicenseData:
     return documents.LicenseData(
         license_id=license.id,
         license_no=license.license_no,
         title=license.title,
-        department_name=department.name if department else license.department,
+        department_name=department_name or license.department,
         holder_name=license.holder_name,
         fields=[(str(k), str(v)) for k, v in (license.fields or {}).items()],
         valid_from=license.valid_from,
         valid_until=license.valid_until,
         issued_at=license.created_at,
         verify_url=signing.verify_url(verify_code),
-        matter_name=matter.name if matter else "",
+        matter_name=matter_name or "",
         delivery_method=license.delivery_method,
         address=license.address,
     )
@@ -93,16 +108,28 @@ def draw_documents(data: documents.LicenseData) -> tuple[Drawn, ...]:
 async def draw_license(license_id: str) -> DrawnLicense | None:
     """The documents of an issued licence, drawn outside any transaction (None: it is no
     longer `issued`, or gone). Writes nothing."""
-    async with get_database().session() as session:
-        license = await session.get(License, license_id)
-        if license is None or license.status != ISSUED:
-            return None
-        code = license.verify_code
-        if code is None:  # not signed yet: the code keep_documents will sign (Ed25519
-            # signatures are deterministic, so the same key gives the same code)
-            key = signing.private_key()
-            code = signing.sign_with(license, signing.kid_for(key.public_key()), key)
-        data = await license_data(session, license, code)
+    licenses = License.__table__
+    async with reading() as connection:  # one query: the licence and the names it shows
+        license = (
+            await connection.execute(
+                select(
+                    licenses,
+                    Department.name.label("department_name"),
+                    Matter.name.label("matter_name"),
+                )
+                .outerjoin(Department, Department.code == licenses.c.department)
+                .outerjoin(Matter, Matter.code == licenses.c.matter_code)
+                .where(licenses.c.id == license_id)
+            )
+        ).first()
+    if license is None or license.status != ISSUED:
+        return None
+    code = license.verify_code
+    if code is None:  # not signed yet: the code keep_documents will sign (Ed25519
+        # signatures are deterministic, so the same key gives the same code)
+        key = signing.private_key()
+        code = signing.sign_with(license, signing.kid_for(key.public_key()), key)
+    data = _license_data(license, license.department_name, license.matter_name, code)
     # In a thread: the worker's event loop (every async actor's) goes on meanwhile.
     return DrawnLicense(license_id, code, await asyncio.to_thread(draw_documents, data))
 
@@ -111,6 +138,27 @@ async def keep_documents(session: AsyncSession, drawn: DrawnLicense) -> bool:
     """Store the drawn documents and move the licence to `rendered`, in the caller's
     unit of work. False when it was not `issued` any more (nothing is stored)."""
 
+    async def store(license: Any) -> None:
+        if license.verify_code is None:
+            raise _NotSigned
+        if license.verify_code != drawn.verify_code:
+            # signed again (a key rotation) since the drawing: its QR code is stale
+            raise RuntimeError(f"licence {license.id} changed while it was drawn; draw again")
+        await store_documents(session, license.id, drawn.documents)
+
+    try:  # Core, a few statements: the licence's lock, its documents, its move
+        return bool(
+            (await move_licenses(session, [drawn.license_id], "render", before=store)).moved
+        )
+    except _NotSigned:  # issued before codes were signed at issue: the ORM's way
+        return await _keep_unsigned(session, drawn)
+
+
+class _NotSigned(Exception):
+    pass
+
+
+async def _keep_unsigned(session: AsyncSession, drawn: DrawnLicense) -> bool:
     async def effect(license: License, transition: Transition[License]) -> object:
         if license.verify_code is None:
             await signing.sign_license(session, license)
@@ -126,6 +174,41 @@ async def keep_documents(session: AsyncSession, drawn: DrawnLicense) -> bool:
         return False
     transition = await apply(session, LICENSE_MACHINE, drawn.license_id, "render", effect)
     return transition.changed
+
+
+async def store_documents(session: AsyncSession, license_id: str, drawn: Sequence[Drawn]) -> None:
+    """`store_document` for each drawn document of a licence, in two statements: the
+    latest version of each kind, then the new versions (none when all are the same)."""
+    docs = LicenseDocument.__table__.c
+    latest: dict[str, tuple[int, str]] = {}
+    rows = await session.execute(
+        select(docs.kind, docs.version, docs.sha256)
+        .where(docs.license_id == license_id, docs.kind.in_([d.kind for d in drawn]))
+        .order_by(docs.kind, docs.version)
+    )
+    for kind, version, sha256 in rows:
+        latest[kind] = (version, sha256)  # ascending versions: the last wins
+    now = utcnow()
+    new = [
+        {
+            "license_id": license_id,
+            "kind": document.kind,
+            "version": latest[document.kind][0] + 1 if document.kind in latest else 1,
+            "content": document.content,
+            "sha256": document.sha256,
+            "pages": document.pages,
+            "font": document.font,
+            "rendered_at": now,
+        }
+        for document in drawn
+        if latest.get(document.kind, (0, None))[1] != document.sha256
+    ]
+    if new:
+        await session.execute(
+            insert_ignoring_conflicts(
+                session, LicenseDocument.__table__, ["license_id", "kind", "version"]
+            ).values(new)
+        )
 
 
 async def store_document(session: AsyncSession, license_id: str, document: Drawn) -> int:

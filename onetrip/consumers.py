@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 import dramatiq
 import msgspec
 from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onetrip.clock import utcnow
 from onetrip.db import get_database, unit_of_work
@@ -73,14 +75,28 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 Prepare = Callable[[Event], Awaitable[Any]]
 
 
+@asynccontextmanager
+async def reading() -> AsyncIterator[AsyncConnection]:
+    """A connection for reads outside any unit of work (a consumer's `prepare`, a
+    periodic job's look-up): Core statements, no ORM. On PostgreSQL it runs in
+    autocommit, so a read costs its one round trip, without the BEGIN and ROLLBACK a
+    session adds (each statement sees what is committed when it runs, as under READ
+    COMMITTED). On SQLite it is an ordinary connection. Never write through it."""
+    database = get_database()
+    async with database.engine.connect() as connection:
+        if not database.is_sqlite:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
 async def already_consumed(consumer: str, event_id: str) -> bool:
     """True if `consumer` has committed its effect of `event_id` (a read, no lock)."""
     table = ConsumedEvent.__table__
-    async with get_database().session() as session:
+    async with reading() as connection:
         stmt = select(table.c.event_id).where(
             table.c.consumer == consumer, table.c.event_id == event_id
         )
-        return (await session.execute(stmt)).first() is not None
+        return (await connection.execute(stmt)).first() is not None
 
 
 def consumes(

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip.auth import Principal
 from onetrip.clock import utcnow
+from onetrip.consumers import reading
 from onetrip.db import get_database, insert_ignoring_conflicts, unit_of_work
 from onetrip.errors import Conflict
 from onetrip.money import split_by_bps
@@ -69,10 +70,32 @@ async def receipt_data(
 ) -> Any:
     """What the receipt of `payment` shows, with the departments' names and its refunds
     (`refunds`: the succeeded ones, read when not given)."""
-    from payments.receipt import ReceiptData
-
     if refunds is None:
         refunds = await succeeded_refunds(session, payment.id)
+    names = await _department_names(session, payment)
+    return _receipt_data(payment, refunds, names, version=version, issued_at=issued_at)
+
+
+async def _department_names(executor: Any, payment: Any) -> dict[str, str]:
+    """The names of the payment's department and of those sharing its fee (`executor`:
+    a session or a connection: the statement is Core)."""
+    codes = {payment.department, *(department for department, _ in shares(payment))}
+    rows = await executor.execute(
+        select(Department.code, Department.name).where(Department.code.in_(codes))
+    )
+    return {code: name for code, name in rows.all()}
+
+
+def _receipt_data(
+    payment: Any,
+    refunds: list[Any],
+    names: dict[str, str],
+    *,
+    version: int,
+    issued_at: datetime | None,
+) -> Any:
+    from payments.receipt import ReceiptData
+
     listed = [(refund.updated_at, refund.amount) for refund in refunds]
     if sum(amount for _, amount in listed) != payment.amount_refunded:
         # Never print a list that does not add up to the total: the total alone then.
@@ -80,13 +103,6 @@ async def receipt_data(
         listed = []
     split = shares(payment)
     paid = payment.amount if payment.amount_received is None else payment.amount_received
-    codes = {payment.department, *(department for department, _ in split)}
-    names = {
-        d.code: d.name
-        for d in (
-            await session.execute(select(Department).where(Department.code.in_(codes)))
-        ).scalars()
-    }
     return ReceiptData(
         payment_id=payment.id,
         reference=payment.reference,
@@ -221,13 +237,36 @@ async def render_receipt(payment_id: str) -> bool:
 async def draw_receipt(payment_id: str) -> DrawnReceipt | None:
     """The first receipt of a succeeded payment that has none kept yet, else None.
     Writes nothing, and draws outside any unit of work: no lock is held while we draw."""
-    async with get_database().session() as session:
-        if await session.get(Receipt, payment_id) is not None:
+    payments = Payment.__table__
+    kept = exists().where(Receipt.__table__.c.payment_id == payments.c.id)
+    refunds = Refund.__table__.c
+    async with reading() as connection:  # Core reads, three statements, no transaction
+        payment = (
+            await connection.execute(
+                select(payments, kept.label("receipt_kept")).where(payments.c.id == payment_id)
+            )
+        ).first()
+        if payment is None or payment.receipt_kept or not has_receipt(payment):
             return None
-        payment = await session.get(Payment, payment_id)
-        if payment is None or not has_receipt(payment):
-            return None
-        return await _draw(session, payment, None)
+        succeeded = (
+            await connection.execute(
+                select(Refund.__table__)
+                .where(refunds.payment_id == payment_id, refunds.status == REFUND_SUCCEEDED)
+                .order_by(refunds.updated_at, refunds.id)
+            )
+        ).all()
+        names = await _department_names(connection, payment)
+    from payments.receipt import render_receipt as render
+
+    data = _receipt_data(payment, list(succeeded), names, version=1, issued_at=utcnow())
+    font = cjk_font_in_use()  # the font `render` draws with
+    return DrawnReceipt(
+        payment_id=payment.id,
+        pdf=render(data),
+        version=1,
+        font=font,
+        refund_ids=[refund.id for refund in succeeded],
+    )
 
 
 async def keep_receipt(session: AsyncSession, drawn: DrawnReceipt) -> bool:
