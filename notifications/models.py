@@ -30,7 +30,9 @@ class NotificationStatus(enum.StrEnum):
     PENDING = "pending"  # due at next_attempt_at (or being attempted)
     SENT = "sent"  # a provider accepted it
     FAILED = "failed"  # refused for good, or still failing 24 h after it was created
-    SKIPPED = "skipped"  # nobody to send it to (no email, no phone, no contact)
+    # nobody to send it to (no email, no phone, no contact), or a licence step out of
+    # date by send time (a later step's message was sent first); last_error says which
+    SKIPPED = "skipped"
 
 
 class Channel(enum.StrEnum):

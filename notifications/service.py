@@ -17,6 +17,15 @@ ours. A TemporaryFailure is retried after about 30 s, 2 min, 10 min, 1 h, 6 h, t
 every 6 h, until 24 h after the notification was created (then it has failed); a
 PermanentFailure fails it at once.
 
+In order. A licence's steps (printed, dispatched, out for delivery, …: the triggers'
+`licence_step`) reach each recipient in the order they happened, whichever worker
+takes which: a step whose later step was sent (or is being sent) is skipped as out of
+date, and a step waits while an earlier one is being sent (`_in_step_order`).
+
+Not history. Events published before notifying was switched on (the first deploy
+with this consumer) tell nobody, though the kernel resends up to a day of events a
+consumer has not applied (`switched_on_at`, `SWITCH_ON_GRACE`).
+
 At most one resend. A worker that dies after the provider accepted a message and
 before the outcome was recorded leaves the row claimed; once the lease runs out the
 sweep sends it again. The resend carries the same id: the email's Message-ID is
@@ -56,7 +65,7 @@ from notifications.channels import (
 from notifications.channels.sms import normalize_phone
 from notifications.models import Channel, Notification, NotificationAttempt, NotificationStatus
 from notifications.schemas import NotificationAttemptView, NotificationView
-from notifications.triggers import trigger_for
+from notifications.triggers import LICENCE_STEP_KINDS, trigger_for
 from onetrip import outbox
 from onetrip.auth import Principal
 from onetrip.clock import utcnow
@@ -65,6 +74,7 @@ from onetrip.db import insert_ignoring_conflicts, unit_of_work
 from onetrip.errors import Conflict
 from onetrip.i18n import DEFAULT_LANGUAGE
 from onetrip.ids import new_id
+from onetrip.outbox import ConsumedEvent, OutboxEvent, first_consumption
 from onetrip.pagination import envelope, page
 from payments.models import Department, Payment
 from payments.queries import get_readable_payment
@@ -100,6 +110,21 @@ LEASE = timedelta(minutes=5)
 REQUEUE_AFTER = timedelta(seconds=60)
 
 ATTACH_RECEIPT = "receipt"
+
+#: The moment notifying applicants was switched on (the first deploy with this
+#: consumer) is kept as a consumption mark of its own, written by the first event the
+#: applicant consumer ever handles (`switched_on_at`).
+SWITCHED_ON_MARK = ("notifications.applicant:switched-on", "first-event")
+#: Events published up to this long before that moment still tell the applicant (they
+#: were on their way while the workers started); older ones are history from before
+#: notifications existed, which the kernel's resend of unconsumed events would
+#: otherwise hand over (up to a day of it): they are marked consumed and tell nobody.
+#: (So the first deploy starts the "notifications" workers with the relay: a backlog
+#: that waited longer than this for its first worker would be taken for history.)
+SWITCH_ON_GRACE = timedelta(minutes=5)
+#: A licence step's message whose earlier step is being sent waits this long, then looks
+#: again (so the applicant reads them in order).
+WAIT_FOR_EARLIER_STEP = timedelta(seconds=5)
 
 
 class Outcome(enum.StrEnum):
@@ -213,10 +238,13 @@ async def create_notifications(
 async def notify_applicant(session: AsyncSession, event: Event) -> list[str]:
     """Create the applicant's notifications of `event` (a trigger's), in the caller's
     unit of work; returns the ids created (none: no trigger matches, no such payment,
-    or a replay)."""
+    an event from before notifications were switched on, or a replay)."""
     trigger = trigger_for(event.type, event.data)
     payment_id = event.payment_id or event.data.get("payment_id")
     if trigger is None or not payment_id:
+        return []
+    if await _before_switch_on(session, event):
+        log.info("%s %s: from before notifications were switched on", event.type, event.id)
         return []
     payment = await session.get(Payment, payment_id)
     if payment is None:
@@ -235,6 +263,32 @@ async def notify_applicant(session: AsyncSession, event: Event) -> list[str]:
         attachment=ATTACH_RECEIPT if trigger.attach_receipt else None,
     )
     return await create_notifications(session, cause, applicant_channels(applicant), context)
+
+
+async def switched_on_at(session: AsyncSession) -> datetime:
+    """When notifying applicants was switched on: recorded (in the caller's unit of
+    work) by the first call ever, read by every later one."""
+    marks = ConsumedEvent.__table__
+    consumer, key = SWITCHED_ON_MARK
+    stmt = select(marks.c.consumed_at).where(marks.c.consumer == consumer, marks.c.event_id == key)
+    found = (await session.execute(stmt)).scalar()
+    if found is None:
+        await first_consumption(session, consumer, key)  # a racing first call: one wins
+        found = (await session.execute(stmt)).scalar_one()
+    return found  # type: ignore[no-any-return]
+
+
+async def _before_switch_on(session: AsyncSession, event: Event) -> bool:
+    # When the relay published it: the resend of the kernel picks published events
+    # only. Not its occurred_at, which for a parcel is the courier's clock, perhaps
+    # hours back; not yet marked published: the relay is handing it over right now.
+    events = OutboxEvent.__table__
+    published_at = (
+        await session.execute(select(events.c.published_at).where(events.c.id == event.id))
+    ).scalar()
+    if published_at is None:
+        return False
+    return bool(published_at < await switched_on_at(session) - SWITCH_ON_GRACE)
 
 
 async def applicant_context(
@@ -367,8 +421,27 @@ class AttemptResult:
 
 
 async def _claim(notification_id: str) -> Any:
+    """Take the due attempt of a pending notification (its row, attempts counted), or
+    None: not due, another worker's, or a licence step out of order (`_in_step_order`)."""
     now = utcnow()
     async with unit_of_work() as session:
+        row = (
+            await session.execute(
+                select(NOTIFICATIONS).where(
+                    NOTIFICATIONS.c.id == notification_id,
+                    NOTIFICATIONS.c.status == NotificationStatus.PENDING,
+                    NOTIFICATIONS.c.next_attempt_at <= now,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if (
+            row.kind in LICENCE_STEP_KINDS
+            and row.payment_id
+            and not await _in_step_order(session, row, now)
+        ):
+            return None
         claim = (
             update(NOTIFICATIONS)
             .where(
@@ -382,6 +455,87 @@ async def _claim(notification_id: str) -> Any:
             .returning(*NOTIFICATIONS.c)
         )
         return (await session.execute(claim)).first()
+
+
+async def _in_step_order(session: AsyncSession, row: Any, now: datetime) -> bool:
+    """Whether the licence step `row` may be attempted now, in the claim's transaction.
+
+    Of the payment's licence-step messages to the same recipient on the same channel,
+    ordered by their causing events (outbox ids sort by when they were recorded, and a
+    licence's steps are recorded in the order they happened): one whose later step was
+    sent, or is being sent, is out of date and is skipped, never sent after it; one
+    whose earlier step is being sent waits a few seconds. Locking those rows (in id
+    order) serialises the decision between workers.
+    """
+    stream = (
+        await session.execute(
+            select(
+                NOTIFICATIONS.c.id,
+                NOTIFICATIONS.c.event_id,
+                NOTIFICATIONS.c.kind,
+                NOTIFICATIONS.c.status,
+                NOTIFICATIONS.c.attempts,
+                NOTIFICATIONS.c.next_attempt_at,
+            )
+            .where(
+                NOTIFICATIONS.c.payment_id == row.payment_id,
+                NOTIFICATIONS.c.channel == row.channel,
+                NOTIFICATIONS.c.recipient == row.recipient,
+                NOTIFICATIONS.c.kind.in_(LICENCE_STEP_KINDS),
+            )
+            .order_by(NOTIFICATIONS.c.id)
+            .with_for_update()
+        )
+    ).all()
+    me = next((r for r in stream if r.id == row.id), None)
+    if me is None or me.status != NotificationStatus.PENDING or me.next_attempt_at > now:
+        return False  # taken or finished meanwhile
+    leased = [
+        r
+        for r in stream
+        if r.id != me.id
+        and r.status == NotificationStatus.PENDING
+        and r.attempts > 0
+        and r.next_attempt_at is not None
+        and r.next_attempt_at > now
+    ]
+    sending: set[str] = set()
+    if leased:  # claimed and not yet recorded: being sent (a retry's wait is recorded)
+        found = await session.execute(
+            select(ATTEMPTS.c.notification_id, ATTEMPTS.c.number).where(
+                ATTEMPTS.c.notification_id.in_([r.id for r in leased])
+            )
+        )
+        recorded = {(notification_id, number) for notification_id, number in found}
+        sending = {r.id for r in leased if (r.id, r.attempts) not in recorded}
+    later = [
+        r
+        for r in stream
+        if r.event_id > me.event_id and (r.status == NotificationStatus.SENT or r.id in sending)
+    ]
+    if later:
+        error = f"out of date: the later {later[-1].kind} was sent first ({later[-1].id})"
+        values = {
+            "status": NotificationStatus.SKIPPED,
+            "next_attempt_at": None,
+            "queued_at": None,
+            "finished_at": now,
+            "last_error": error,
+        }
+        await session.execute(
+            update(NOTIFICATIONS).where(NOTIFICATIONS.c.id == me.id).values(**values)
+        )
+        await _record_final_event(session, "notification.skipped", row._mapping, error=error)
+        log.info("notification %s: %s", me.id, error)
+        return False
+    if any(r.event_id < me.event_id and r.id in sending for r in stream):
+        await session.execute(
+            update(NOTIFICATIONS)
+            .where(NOTIFICATIONS.c.id == me.id)
+            .values(next_attempt_at=now + WAIT_FOR_EARLIER_STEP, queued_at=None)
+        )
+        return False
+    return True
 
 
 async def _attachments(row: Any) -> tuple[Any, ...]:

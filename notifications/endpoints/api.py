@@ -22,7 +22,7 @@ from notifications.endpoints.schemas import (
 from onetrip.auth import Principal, department_key
 from onetrip.db import get_database, unit_of_work
 from onetrip.openapi import documented
-from onetrip.pagination import check_limit
+from onetrip.pagination import envelope
 
 DeliveryStatus = Literal["pending", "delivered", "failed", "disabled"]
 
@@ -120,16 +120,12 @@ class WebhookEndpointsController(Controller):
     async def list_endpoints(
         self, principal: Principal, limit: int | None = None, cursor: str | None = None
     ) -> WebhookEndpointPage:
-        size = check_limit(limit)
         async with get_database().session() as session:
             found = await service.list_endpoints(
-                session, principal.department, cursor=cursor, limit=size
+                session, principal.department, cursor=cursor, limit=limit
             )
-        more = len(found) > size
-        found = found[:size]
-        return WebhookEndpointPage(
-            data=[service.view(e) for e in found], next_cursor=found[-1].id if more else None
-        )
+        listed = envelope([service.view(e) for e in found], limit, id_of=lambda e: e.id)
+        return WebhookEndpointPage(data=listed["data"], next_cursor=listed["next_cursor"])
 
     @get(
         "/{endpoint_id:str}",
@@ -195,17 +191,17 @@ class WebhookEndpointsController(Controller):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> WebhookDeliveryPage:
-        size = check_limit(limit)
         async with get_database().session() as session:
             found = await service.list_endpoint_deliveries(
-                session, principal.department, endpoint_id, status=status, cursor=cursor, limit=size
+                session,
+                principal.department,
+                endpoint_id,
+                status=status,
+                cursor=cursor,
+                limit=limit,
             )
-        more = len(found) > size
-        found = found[:size]
-        return WebhookDeliveryPage(
-            data=[service.delivery_view(d) for d in found],
-            next_cursor=found[-1].id if more else None,
-        )
+        listed = envelope([service.delivery_view(d) for d in found], limit, id_of=lambda d: d.id)
+        return WebhookDeliveryPage(data=listed["data"], next_cursor=listed["next_cursor"])
 
     @get(
         "/{endpoint_id:str}/deliveries/{delivery_id:str}",

@@ -256,3 +256,18 @@ def test_every_kind_has_a_template_per_language_and_no_template_is_orphaned() ->
     for language in SPOKEN:
         found = {path.stem for path in (TEMPLATES / language).glob("*.html")}
         assert found == set(KINDS), (language, found ^ set(KINDS))
+
+
+def test_a_printed_licence_is_not_announced_as_ready_to_collect() -> None:
+    # "ready" is what the pickup message says: an applicant must not go to the window
+    # on the strength of the printed one
+    printed = render("license_printed", "en", sample_context("en"))
+    pickup = render("pickup_ready", "en", sample_context("en"))
+    assert "ready" not in printed.subject.lower() and "printed" in printed.subject
+    assert "collect" in pickup.subject.lower()
+
+
+@pytest.mark.parametrize(("attempts", "said"), [(1, "the first failed attempt"), (3, "3 attempts")])
+def test_a_failed_attempt_counts_the_attempts_in_plain_english(attempts: int, said: str) -> None:
+    text = render("failed_attempt", "en", {"failed_attempts": attempts}).text
+    assert said in text and "that failed" not in text
