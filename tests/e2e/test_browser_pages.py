@@ -71,7 +71,8 @@ async def test_on_a_phone_a_declined_card_is_explained_and_another_card_pays(
         await shot(page, tmp_path, "phone-zh-paid-after-retry")
 
         events = await client.get(f"/api/v1/payments/{payment['id']}/events", headers=auth(psb))
-        assert [e["type"] for e in events.json()["data"]] == [
+        # the payment's own moves (the applicant's notifications are on the timeline too)
+        assert [e["type"] for e in events.json()["data"] if e["type"].startswith("payment.")] == [
             "payment.created",
             "payment.started",
             "payment.failed",
@@ -213,7 +214,7 @@ async def test_stripe_js_reports_a_failed_card_and_another_card_pays_the_same_in
     await page.wait_for_url("**/track/**")
     await stack.wait_for_status(payment["id"], "succeeded")
     types = [e["type"] for e in await stack.events(payment["id"])]
-    assert types == [
+    assert [t for t in types if t.startswith("payment.")] == [
         "payment.created",
         "payment.started",
         "payment.failed",

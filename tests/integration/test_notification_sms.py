@@ -104,7 +104,7 @@ def sms(
     return Message(id=new_id("ntf"), channel="sms", recipient=recipient, subject="", text=text)
 
 
-def failover(a: Provider, b: Provider, clock: Clock, timeout: float = 2.0) -> FailoverSmsChannel:
+def failover(a: Provider, b: Provider, clock: Clock, timeout: float = 10.0) -> FailoverSmsChannel:
     return FailoverSmsChannel(
         parse_sms_providers(f"{a.setting},{b.setting}"),
         timeout=timeout,

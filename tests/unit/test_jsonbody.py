@@ -97,8 +97,8 @@ def test_bodies_without_duplicates_pass(body):
     check_duplicate_keys(body, json.loads(body))
 
 
-def test_finding_the_duplicate_in_a_long_array_is_fast():
-    body = b"[" + b'{"a": 1}, ' * 20_000 + b'{"a": 1, "a": 2}]'
-    started = time.perf_counter()
-    assert dup(body) == "[20000].a"
-    assert time.perf_counter() - started < 1.0
+def test_finding_the_duplicate_in_a_long_array_is_linear():
+    # No clock here (speed belongs to benchmarks/): a search that went quadratic in the
+    # array's length would take hours on 200,000 items and hit the test timeout.
+    body = b"[" + b'{"a": 1}, ' * 200_000 + b'{"a": 1, "a": 2}]'
+    assert dup(body) == "[200000].a"
