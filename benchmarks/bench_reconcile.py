@@ -253,6 +253,25 @@ async def seed_ledger(
     return charges, refunds
 
 
+def _time_statements(engine: Any, slower_than_s: float, out: dict[str, Any]) -> None:
+    """Record the wall time of every statement slower than `slower_than_s` (its first
+    line and a digest), in out["slow_statements"], in the order they ran."""
+    from sqlalchemy import event
+
+    slow: list[str] = out.setdefault("slow_statements", [])
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info.setdefault("started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        took = time.perf_counter() - conn.info["started"].pop()
+        if took >= slower_than_s:
+            head = " ".join(statement.split())[:110]
+            slow.append(f"{took:7.2f} s  {head}")
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -305,6 +324,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             await admin.close()
         set_database(Database(url))
+        if args.statements is not None:
+            _time_statements(get_database().engine.sync_engine, args.statements / 1000, out)
         conn = await asyncpg.connect(raw)
         async with unit_of_work() as session:
             for i in range(args.departments):
@@ -365,7 +386,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["new_records"] = summary.new_records
         out["peak_rss_import_mb"] = rss_mb()
         print(f"  imported + booked in {out['import_s']:.1f} s", file=sys.stderr)
-        if args.import_only:
+        if args.import_only or args.no_run:
             await conn.close()
             return out
 
@@ -468,10 +489,21 @@ def main() -> int:
         help="no payments in the ledger, no run: the import and its booking alone",
     )
     parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="the ledger seeded, the import and its booking, but no reconciliation run",
+    )
+    parser.add_argument(
         "--log-slow",
         type=int,
         metavar="MS",
         help="log this database's statements slower than MS to the PostgreSQL log",
+    )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        metavar="MS",
+        help="list the application's statements slower than MS with their wall time",
     )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -484,7 +516,7 @@ def main() -> int:
         return 0
     out = asyncio.run(run(args))
     out["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    if args.import_only:
+    if args.import_only or args.no_run:
         print(json.dumps(out, indent=2, default=str))
         return 0
     total = out["import_s"] + out["run_s"]

@@ -200,7 +200,6 @@ class ExternalRecord(Base):
         CheckConstraint("length(currency) = 3", name="currency"),
         Index("ix_reconciliation_external_records_import", "import_id", "line_no"),
         Index("ix_reconciliation_external_records_payment", "payment_id"),
-        Index("ix_reconciliation_external_records_end_to_end", "end_to_end_id"),
         Index("ix_reconciliation_external_records_payout", "payout_id"),
         Index("ix_reconciliation_external_records_booked", "currency", "booked_on"),
     )

@@ -179,7 +179,8 @@ class _Dialect:
 # The work tables, private to the booking's connection and gone at its end.
 _WRITES = "stripe_booking_writes"  # one row per ledger transaction to write
 _LEGS = "stripe_booking_legs"  # the entries of those transactions
-_WORK_TABLES = (_WRITES, _LEGS)
+_FEES = "stripe_booking_fees"  # the import's fees not booked yet, one row each
+_WORK_TABLES = (_WRITES, _LEGS, _FEES)
 
 
 def _created(d: _Dialect, r: str = "r") -> str:
@@ -403,6 +404,11 @@ async def _create_work_tables(conn: AsyncConnection, d: _Dialect) -> None:
         f"""CREATE {d.temp} TABLE {_LEGS} (
     w bigint NOT NULL, account_id varchar(40) NOT NULL, amount bigint NOT NULL
 ) {d.on_commit}""",
+        f"""CREATE {d.temp} TABLE {_FEES} (
+    record_id varchar(40) NOT NULL, currency varchar(3) NOT NULL, fee bigint NOT NULL,
+    created {ts} NOT NULL, payment_txn_id varchar(40), department varchar(32),
+    matter_code varchar(64), bucket {ts} NOT NULL
+) {d.on_commit}""",
     ):
         await conn.execute(text(statement))
 
@@ -426,8 +432,24 @@ async def _book(
             .limit(1)
         )
     ).first() is not None
-    fee_rows = _fee_rows_sql(d, where, other_source)
-    # 1. The fees, summed per hour, currency, department and matter.
+    # 1. The fees, one row each (read once: the groups and the split both use them),
+    #    then summed per hour, currency, department and matter.
+    await conn.execute(
+        text(
+            f"""
+INSERT INTO {_FEES} (record_id, currency, fee, created, payment_txn_id, department,
+                     matter_code, bucket)
+SELECT f.record_id, f.currency, f.fee, f.created, f.payment_txn_id, f.department,
+       f.matter_code, f.bucket
+  FROM ({_fee_rows_sql(d, where, other_source)}) AS f
+"""
+        ),
+        params,
+    )
+    if d.pg:
+        # Temporary tables have no statistics until analysed (autovacuum never sees
+        # them): without, every join below is planned for one row.
+        await conn.execute(text(f"ANALYZE {_FEES}"))
     await conn.execute(
         text(
             f"""
@@ -435,11 +457,10 @@ INSERT INTO {_WRITES} (kind, currency, clearing_amount, effective_at, bucket, de
                        matter_code, group_department, group_matter, movements)
 SELECT 'stripe_fees', f.currency, -sum(f.fee), min(f.created), f.bucket, max(f.department),
        max(f.matter_code), coalesce(f.department, ''), coalesce(f.matter_code, ''), count(*)
-  FROM ({fee_rows}) AS f
+  FROM {_FEES} f
  GROUP BY f.currency, f.bucket, coalesce(f.department, ''), coalesce(f.matter_code, '')
 """
-        ),
-        params,
+        )
     )
     # 2. Every other movement not booked yet, on its own.
     await conn.execute(
@@ -483,8 +504,12 @@ UPDATE {_WRITES}
         .where(ledger_departments.c.stripe_fees_borne_by == "department")
     )
     if bearing.scalar_one():
-        await conn.execute(text(_parts_sql(fee_rows)), params)
+        await conn.execute(text(_PARTS_SQL))
+    if d.pg:
+        await conn.execute(text(f"ANALYZE {_LEGS}"))
     await conn.execute(text(_PLATFORM_FEES_SQL))
+    if d.pg:
+        await conn.execute(text(f"ANALYZE {_LEGS}"))  # joined to the writes next
     # 4. The transactions and their entries, then the period check over them.
     metadata = (
         f"{d.json_object}('kind', g.kind, 'stripe_id', g.stripe_id, 'category', g.category,"
@@ -547,9 +572,8 @@ SELECT g.w, a.id, -g.clearing_amount
 """
 
 
-def _parts_sql(fee_rows: str) -> str:
-    """The bearing departments' parts of each fee group (see _book, step 3)."""
-    return f"""
+#: the bearing departments' parts of each fee group (see _book, step 3)
+_PARTS_SQL = f"""
 INSERT INTO {_LEGS} (w, account_id, amount)
 SELECT g.w, s.account_id, sum(s.part)
   FROM (SELECT q.*,
@@ -567,7 +591,7 @@ SELECT g.w, s.account_id, sum(s.part)
                                        -e.amount AS share,
                                        sum(-e.amount) OVER (PARTITION BY f.record_id)
                                            AS total
-                                  FROM ({fee_rows}) AS f
+                                  FROM {_FEES} f
                                   JOIN ledger_entries e
                                     ON e.transaction_id = f.payment_txn_id
                                    AND e.currency = f.currency AND e.amount < 0

@@ -20,17 +20,19 @@ import asyncio
 import hashlib
 import io
 import itertools
-import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+import msgspec
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.models import ReconciliationImport, external_records, imports
 from ledger.reconciliation import camt, csvfiles, stripe_api
+from ledger.reconciliation.booking import ID_ALPHABET as _ID_ALPHABET
 from ledger.reconciliation.booking import book_stripe_records
 from ledger.reconciliation.errors import ImportNotFound, ImportRefused, bad_file
 from ledger.reconciliation.lines import Line
@@ -51,6 +53,8 @@ ANALYZE_AFTER = 10_000
 LISTED_DUPLICATES = 50
 
 Progress = Callable[[int], None]
+#: a line's cells as JSON text (compact, UTF-8 as is; ~10× json.dumps)
+_encode_json = msgspec.json.Encoder().encode
 
 
 class HashingReader(io.RawIOBase):
@@ -384,6 +388,31 @@ _COPY_COLUMNS = (
 _COLUMN_LIST = ", ".join(_COPY_COLUMNS)
 
 
+#: 15 bits as three Crockford base32 characters (onetrip.ids' alphabet)
+_BASE32_3 = tuple(
+    _ID_ALPHABET[i >> 10] + _ID_ALPHABET[(i >> 5) & 31] + _ID_ALPHABET[i & 31]
+    for i in range(1 << 15)
+)
+_ID_COUNT_BITS = 30
+#: ids made from one fresh head before the next (far below the 2**29 counted from)
+_IDS_PER_HEAD = 100_000
+
+
+def record_ids() -> Iterator[str]:
+    """`rec_…` ids for a bulk import, as `new_id` makes them (the prefix, its time, and
+    randomness) but ~20× cheaper a line: a fresh head of time and ten random characters
+    per 100,000 ids, and the last six characters counted up from a random base (as
+    ledger.reconciliation.booking makes the ids of its postings)."""
+    while True:
+        noise = secrets.randbits(50)
+        head = f"rec_{new_id('rec')[4:14]}" + "".join(
+            _ID_ALPHABET[(noise >> shift) & 31] for shift in range(45, -1, -5)
+        )
+        base = secrets.randbits(_ID_COUNT_BITS - 1)
+        for value in range(base, base + _IDS_PER_HEAD):
+            yield head + _BASE32_3[value >> 15] + _BASE32_3[value & 0x7FFF]
+
+
 class _CopyWriter(_Writer):
     """PostgreSQL: batches streamed with COPY into a temporary table (dropped at commit
     or rollback), then every new line stored by one INSERT … SELECT … ON CONFLICT DO
@@ -396,6 +425,7 @@ class _CopyWriter(_Writer):
         super().__init__(*args)
         self.staging = f"reconciliation_staging_{self.import_id}"
         self.rows: list[tuple[Any, ...]] = []
+        self.ids = record_ids()
 
     async def _driver(self) -> Any:
         conn = await self.session.connection()
@@ -413,7 +443,7 @@ class _CopyWriter(_Writer):
     async def add(self, line: Line) -> None:
         self.rows.append(
             (
-                new_id("rec"),
+                next(self.ids),
                 self.import_id,
                 line.line_no,
                 self.source,
@@ -432,7 +462,7 @@ class _CopyWriter(_Writer):
                 line.payment_id,
                 line.source_id,
                 line.category,
-                json.dumps(line.raw, ensure_ascii=False),
+                _encode_json(line.raw).decode(),
             )
         )
         self.lines += 1
@@ -463,6 +493,9 @@ class _CopyWriter(_Writer):
         if not self.lines:
             return
         params = {"source": self.source, "namespace": self.namespace}
+        # A temporary table has no statistics until analysed (autovacuum never sees it):
+        # the repeats' anti-join below would be planned for an empty table.
+        await self.session.execute(text(f'ANALYZE "{self.staging}"'))
         # Repeats of a line of this file that no earlier import holds (those are simply
         # skipped, as by the other writer); the first LISTED_DUPLICATES in line order.
         repeats = await self.session.execute(
