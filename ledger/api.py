@@ -154,6 +154,7 @@ class LedgerController(Controller):
             recorded_at=txn.recorded_at,
             metadata=txn.metadata,
             reverses_id=txn.reverses_id,
+            corrects_id=txn.corrects_id,
             entries=[
                 TransactionEntryOut(
                     id=e.id,

@@ -37,16 +37,22 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ledger.accounts import department_of
+from ledger.accounts import department_of, department_settings
 from ledger.models import accounts, entries, periods
+from ledger.queries import require_department
 from onetrip.clock import utcnow
-from onetrip.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from onetrip.errors import Conflict, Forbidden, ValidationFailed
 from onetrip.ids import new_id
 from onetrip.pagination import check_cursor, check_limit
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+# ASCII digits only: \d would take "２０２６-１１" and store it as the period's name.
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+_DAY = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+#: The days finance dates may name (periods, reports, runs): beyond them a local
+#: midnight is not representable in every timezone, and no book of ours reaches there.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
 
 
 class PeriodClosed(Conflict):
@@ -220,21 +226,38 @@ def _bad_period(message: str) -> ValidationFailed:
     )
 
 
+def check_day(day: date, field: str) -> None:
+    """ValidationFailed (invalid_date, naming `field`) for a day outside
+    FIRST_DAY..LAST_DAY."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        message = f"must lie between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}"
+        raise ValidationFailed(
+            f"{field} {message}",
+            code="invalid_date",
+            errors=[{"field": field, "message": message}],
+        )
+
+
 def parse_period(period: str) -> tuple[str, date, date]:
-    """("month" | "day", first day, the day after the last) of "YYYY-MM" | "YYYY-MM-DD";
-    ValidationFailed (invalid_period) otherwise."""
+    """("month" | "day", first day, the day after the last) of "YYYY-MM" | "YYYY-MM-DD"
+    (ASCII digits, from FIRST_DAY); ValidationFailed (invalid_period) otherwise."""
     try:
         if match := _MONTH.match(period):
             year, month = int(match[1]), int(match[2])
             first = date(year, month, 1)
             after = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-            return "month", first, after
-        if match := _DAY.match(period):
+            kind = "month"
+        elif match := _DAY.match(period):
             first = date(int(match[1]), int(match[2]), int(match[3]))
-            return "day", first, first + timedelta(days=1)
+            after, kind = first + timedelta(days=1), "day"
+        else:
+            raise _bad_period("period must be YYYY-MM (a month) or YYYY-MM-DD (a day)")
     except (ValueError, OverflowError):
         raise _bad_period(f"{period!r} is not a real month or day") from None
-    raise _bad_period("period must be YYYY-MM (a month) or YYYY-MM-DD (a day)")
+    if first < FIRST_DAY:
+        # (A future period is refused as period_not_ended, once its bounds are known.)
+        raise _bad_period(f"period must not lie before {FIRST_DAY.isoformat()}")
+    return kind, first, after
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -251,27 +274,9 @@ def midnight(day: date, tz: ZoneInfo) -> datetime:
 
 
 async def department_timezone(session: AsyncSession, department: str) -> str:
-    """The department's own timezone (F1's ledger department settings), else
-    Asia/Shanghai."""
-    from ledger import accounts as ledger_accounts  # settings land with F1
-
-    settings_of = getattr(ledger_accounts, "department_settings", None)
-    if settings_of is not None:
-        try:
-            settings = await settings_of(session, department)
-        except NotFound:
-            settings = None
-        name = getattr(settings, "timezone", None) if settings is not None else None
-        if name:
-            return str(zone(name).key)
-    return DEFAULT_TIMEZONE
-
-
-async def _department_exists(session: AsyncSession, department: str) -> bool:
-    found = await session.execute(
-        select(accounts.c.id).where(accounts.c.department == department).limit(1)
-    )
-    return found.first() is not None
+    """The department's own timezone (its ledger settings), else Asia/Shanghai."""
+    settings = await department_settings(session, department)
+    return str(zone(settings.timezone).key)
 
 
 def check_scope(department: str, scope: Sequence[str] | None) -> None:
@@ -297,8 +302,7 @@ async def close_period(
     """
     check_scope(department, scope)
     kind, first, after = parse_period(period)
-    if not await _department_exists(session, department):
-        raise NotFound(f"no department {department} in the ledger", code="department_not_found")
+    await require_department(session, department)
     existing = await _find(session, department, period)
     if existing is not None:
         return existing, False
@@ -374,6 +378,7 @@ async def list_periods(
     limit = check_limit(limit)
     if department is not None:
         check_scope(department, scope)
+        await require_department(session, department)
     stmt = select(periods)
     if department is not None:
         stmt = stmt.where(periods.c.department == department)

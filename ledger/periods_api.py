@@ -111,7 +111,7 @@ class PeriodsController(Controller):
     @get(
         "/",
         summary="Closed periods, most recently closed first",
-        opt=documented(errors={403: ["department_not_allowed"]}),
+        opt=documented(errors={403: ["department_not_allowed"], 404: ["department_not_found"]}),
     )
     async def list_periods(
         self,

@@ -121,6 +121,20 @@ async def get_account_by_code(
     return _account(row)
 
 
+async def require_department(session: AsyncSession | AsyncConnection, department: str) -> None:
+    """NotFound (404 department_not_found, field `department`) unless the ledger holds
+    accounts of `department`: the one check behind every finance endpoint that names one."""
+    found = await session.execute(
+        select(accounts.c.id).where(accounts.c.department == department).limit(1)
+    )
+    if found.first() is None:
+        raise NotFound(
+            f"the ledger has no department {department}",
+            code="department_not_found",
+            errors=[{"field": "department", "message": "is not a department of the ledger"}],
+        )
+
+
 # --- entries ---------------------------------------------------------------------------
 
 
@@ -254,6 +268,7 @@ async def load_transactions(
             entries=tuple(by_id[txn.id]),
             external_ref=txn.external_ref,
             external_source=txn.external_source,
+            corrects_id=txn.corrects_id,
         )
         for txn in txns
     ]

@@ -55,6 +55,9 @@ class TransactionOut(Struct):
     recorded_at: datetime
     metadata: dict[str, Any]
     reverses_id: str | None
+    # The transaction this one corrects (a correction posted in an open period, or a
+    # reconciliation adjustment through suspense); null for every other transaction.
+    corrects_id: str | None
     entries: list[TransactionEntryOut]
     # null: every entry is shown; otherwise only entries on these departments' accounts.
     departments: list[str] | None

@@ -156,6 +156,8 @@ def run_reconciliation(date_from: str, date_to: str, department: str | None, dry
     when it is refused (bad dates, an unknown department, a closed period…)."""
     from datetime import date
 
+    from ledger.periods import check_day
+    from ledger.queries import require_department
     from ledger.reconciliation import runs
 
     console = Console(stderr=True)
@@ -174,6 +176,11 @@ def run_reconciliation(date_from: str, date_to: str, department: str | None, dry
     )
 
     async def work(session: Any) -> runs.RunView:
+        # The checks the HTTP API makes, so both refuse the same input the same way.
+        check_day(first, "date_from")
+        check_day(last, "date_to")
+        if department is not None:
+            await require_department(session, department)
         task = bar.add_task("reconciling", total=len(runs.STEPS))
 
         def progress(step: str, done: int, total: int) -> None:

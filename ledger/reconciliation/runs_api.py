@@ -21,6 +21,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Meta, Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger.periods import check_day, check_scope
+from ledger.queries import require_department
 from ledger.reconciliation import exceptions as queue
 from ledger.reconciliation import runs
 from onetrip.auth import Principal, finance_key
@@ -309,7 +311,12 @@ class ReconciliationRunsController(Controller):
                 403: NOT_VISIBLE,
                 404: ["department_not_found", "payout_not_booked", "bank_record_not_found"],
                 409: ["payout_already_arrived", "period_closed"],
-                422: ["invalid_date_range", "payout_currency_differs", "payout_amount_differs"],
+                422: [
+                    "invalid_date",
+                    "invalid_date_range",
+                    "payout_currency_differs",
+                    "payout_amount_differs",
+                ],
             },
             idempotency_key="optional",
             request_example={"date_from": "2026-11-01", "date_to": "2026-11-30"},
@@ -331,7 +338,12 @@ class ReconciliationRunsController(Controller):
                 code="department_not_allowed",
             )
 
+        check_day(data.date_from, "date_from")
+        check_day(data.date_to, "date_to")
+
         async def operation(session: AsyncSession) -> RunOut:
+            if data.department is not None:
+                await require_department(session, data.department)
             view = await runs.run(
                 session,
                 date_from=data.date_from,
@@ -403,7 +415,11 @@ class ReconciliationRunsController(Controller):
         "/exceptions",
         summary="The exceptions queue, newest first (status=open: what is left to resolve)",
         opt=documented(
-            errors={403: NOT_VISIBLE, 422: ["invalid_status", "invalid_reason", "invalid_limit"]},
+            errors={
+                403: NOT_VISIBLE,
+                404: ["department_not_found"],
+                422: ["invalid_status", "invalid_reason", "invalid_limit"],
+            },
             response_example={"data": [EXCEPTION_EXAMPLE], "next_cursor": None},
         ),
     )
@@ -417,11 +433,10 @@ class ReconciliationRunsController(Controller):
         cursor: str | None = Cursor,
     ) -> ExceptionPage:
         scope = scope_of(principal)
-        if department is not None and scope is not None and department not in scope:
-            raise Forbidden(
-                f"this key does not cover department {department}", code="department_not_allowed"
-            )
         async with get_database().session() as session:
+            if department is not None:
+                check_scope(department, scope)  # before the lookup: no hint it exists
+                await require_department(session, department)
             items = await queue.list_exceptions(
                 session,
                 scope=scope,

@@ -118,6 +118,12 @@ def report_dict(report: SettlementReport) -> dict[str, Any]:
     }
 
 
+def _unit_words(currency: str) -> str:
+    """What the human formats' amounts are in: "yuan (CNY), 2 decimals"."""
+    name = "yuan (CNY)" if currency == "CNY" else f"{currency} major units"
+    return f"{name}, {currency_exponent(currency)} decimals"
+
+
 def _csv_totals(section: str, key: str, totals: Totals, currency: str) -> dict[str, Any]:
     row: dict[str, Any] = {"section": section, "key": key, "currency": currency}
     for name, value in _totals_dict(totals).items():
@@ -132,7 +138,8 @@ def csv_rows(report: SettlementReport) -> list[dict[str, Any]]:
         {
             **_csv_totals("total", report.department, report.totals, currency),
             "detail": (
-                f"{report.date_from.isoformat()}..{report.date_to.isoformat()} {report.timezone};"
+                f"{report.department_name}; amounts in {_unit_words(currency)};"
+                f" {report.date_from.isoformat()}..{report.date_to.isoformat()} {report.timezone};"
                 f" paid_out={major(report.paid_out, currency)};"
                 f" in_transit={major(report.in_transit, currency)};"
                 f" platform_fees={major(report.platform_fees, currency)};"
@@ -207,6 +214,11 @@ def render_xlsx(report: SettlementReport) -> bytes:
     places = currency_exponent(currency)
     money_format = "#,##0" + ("." + "0" * places if places else "")
     bold = Font(bold=True)
+    # Printed, every page names the department and the period, and its page number.
+    page_header = (
+        f"结算报表 {report.department_name}（{report.department}）"
+        f" {report.date_from.isoformat()} – {report.date_to.isoformat()}"
+    )
     book = Workbook()
     summary = book.active
     assert summary is not None
@@ -229,6 +241,9 @@ def render_xlsx(report: SettlementReport) -> bytes:
     ]
     summary.append(["结算报表 Settlement report"])
     summary["A1"].font = Font(bold=True, size=14)
+    facts.append(
+        ("金额单位 Amounts in", ("元 " if currency == "CNY" else "") + _unit_words(currency))
+    )
     for label, value in facts:
         summary.append([label, value])
     for label, amount in money_facts:
@@ -252,7 +267,7 @@ def render_xlsx(report: SettlementReport) -> bytes:
             sheet.column_dimensions[chr(ord("A") + index)].width = 18
         sheet.freeze_panes = "A2"
 
-    total_labels = [label for _, label in _TOTAL_HEADERS]
+    total_labels = [f"{label} ({currency})" for _, label in _TOTAL_HEADERS]
     total_cols = set(range(1, 1 + len(_TOTAL_HEADERS)))
 
     def amounts(totals: Totals) -> list[Any]:
@@ -272,9 +287,19 @@ def render_xlsx(report: SettlementReport) -> bytes:
     )
     table(
         "Payouts",
-        ["出款 Payout", "日期 Paid on", "金额 Amount", "到账 Arrived"],
         [
-            [p.payout_id, p.paid_on, major(p.amount, currency), "是" if p.arrived else "在途"]
+            "出款 Payout",
+            "日期 Paid on",
+            f"部门份额 Department's share ({currency})",
+            "到账 Arrived",
+        ],
+        [
+            [
+                p.payout_id,
+                p.paid_on,
+                major(p.amount, currency),
+                "已到账 arrived" if p.arrived else "在途 in transit",
+            ]
             for p in report.payouts
         ],
         {2},
@@ -285,10 +310,10 @@ def render_xlsx(report: SettlementReport) -> bytes:
             "编号 Id",
             "原因 Reason",
             "项目 Item",
-            "金额 Amount",
+            f"金额 Amount ({currency})",
             "日期 Date",
-            "结转 Brought fwd",
-            "说明",
+            "结转 Brought forward",
+            "说明 Detail",
         ],
         [
             [
@@ -297,7 +322,7 @@ def render_xlsx(report: SettlementReport) -> bytes:
                 f"{item.item_kind}:{item.item_id}",
                 major(item.amount, item.currency),
                 item.on_date,
-                "是" if item.brought_forward else "",
+                "是 yes" if item.brought_forward else "",
                 item.detail,
             ]
             for item in report.open_items
@@ -305,6 +330,10 @@ def render_xlsx(report: SettlementReport) -> bytes:
         {3},
     )
     for sheet in book.worksheets:
+        sheet.oddHeader.center.text = page_header
+        sheet.oddFooter.center.text = "&P / &N"
+        if sheet is not summary:
+            sheet.print_title_rows = "1:1"
         for row in sheet.iter_rows():
             for cell in row:
                 if cell.data_type == "f":

@@ -212,14 +212,21 @@ def render_pdf(report: SettlementReport) -> bytes:
     def header(canvas: Any, page: PageInfo) -> None:
         box = page.margins
         canvas.setFillColorRGB(*GREY)
-        text = f"{ISSUER} · {TITLE} {report.department} {report.date_from}–{report.date_to}"
+        # Every page says whose money and which days, so a loose page still reads alone.
+        text = (
+            f"{ISSUER} · {TITLE} · {report.department_name}（{report.department}） · "
+            f"{report.date_from}–{report.date_to} {report.timezone} · 金额单位：元 {currency}"
+        )
         draw_text(canvas, box.left, box.top - 8, text, cjk_font(), 7)
         canvas.setStrokeColorRGB(*RULE)
         canvas.setLineWidth(0.4)
         canvas.line(box.left, box.top - 13, box.right, box.top - 13)
 
     document = Document(
-        title=f"{TITLE} {report.department} {report.date_from}–{report.date_to}",
+        title=(
+            f"{TITLE} {report.department_name}（{report.department}）"
+            f" {report.date_from}–{report.date_to}"
+        ),
         author=ISSUER,
         subject=f"{TITLE_EN} {report.department} {report.date_from} to {report.date_to}",
         created=report.generated_at,

@@ -43,10 +43,17 @@ from ledger.models import (
     external_records,
     transactions,
 )
-from ledger.periods import check_scope, closed_periods, department_timezone, midnight, zone
-from ledger.queries import trial_balance
+from ledger.periods import (
+    check_day,
+    check_scope,
+    closed_periods,
+    department_timezone,
+    midnight,
+    zone,
+)
+from ledger.queries import require_department, trial_balance
 from onetrip.clock import utcnow
-from onetrip.errors import NotFound, ValidationFailed
+from onetrip.errors import ValidationFailed
 
 #: the longest period one report covers (a year and a day, for a leap year's)
 MAX_DAYS = 366
@@ -152,6 +159,8 @@ def _bad(field_name: str, message: str, *, code: str) -> ValidationFailed:
 
 
 def check_dates(date_from: date, date_to: date) -> None:
+    check_day(date_from, "date_from")
+    check_day(date_to, "date_to")
     if date_to < date_from:
         raise _bad("date_to", "must not be before date_from", code="invalid_report_period")
     if (date_to - date_from).days >= MAX_DAYS:
@@ -196,7 +205,7 @@ async def _currency_of(session: AsyncSession, department: str, currency: str | N
         ).scalars()
     )
     if not held:
-        raise NotFound(f"no department {department} in the ledger", code="department_not_found")
+        await require_department(session, department)  # raises: it holds no account
     if currency is not None:
         if currency not in held:
             raise _bad("currency", f"must be one of {', '.join(held)}", code="invalid_currency")
