@@ -4,18 +4,20 @@ range of dates, record the matches and the exceptions, and say what was found.
 A run, in the caller's unit of work (never commits):
 
 1. charges ↔ payments, by our payment id in the charge's metadata — set-based: one
-   INSERT … SELECT pairs every charge whose payment id is unique among the charges
-   with the payment's posting (`payment:{id}:succeeded`) when the amounts are equal
-   and the dates within the rule's window. What that leaves (few) is loaded and judged
-   by the pure rules (matching.py): amounts that differ, dates outside the window,
-   duplicate charges, and what either side lacks;
+   statement pairs every charge whose payment id is unique among the charges with the
+   payment's posting (`payment:{id}:succeeded`) when the amounts are equal and the
+   dates within the rule's window, inserts the matches and (PostgreSQL) returns the
+   ids of what it left, refunds included, so each side is read once. What that leaves
+   (few) is loaded by id and judged by the pure rules (matching.py): amounts that
+   differ, dates outside the window, duplicate charges, and what either side lacks;
 2. refunds ↔ refund postings, by the refunded payment's id and the amount;
 3. without a department: each Stripe payout's control totals (gross − fees − refunds −
    disputes = net = the payout), then bank lines ↔ payouts — by the payout id in the
    line's reference or end-to-end id, then by amount within a tolerance and a date
    window, then several payouts adding up to one line. A matched payout is booked as
    arrived (booking.book_payout_arrival: platform:bank_in_transit → platform:bank);
-4. open exceptions whose item this run matched are resolved (`matched`).
+4. open exceptions whose item this run matched are resolved (`matched`): a probe per
+   open exception, skipped when none is open.
 
 Items are read over the range widened by the largest window, so a pair straddling the
 range's edge is still found; only items dated inside the range are reported missing.
@@ -49,6 +51,8 @@ from ledger.models import (
     runs,
     transactions,
 )
+from ledger.periods import check_day
+from ledger.queries import require_department
 from ledger.reconciliation import matching
 from ledger.reconciliation.booking import BANK_SOURCES, STRIPE_SOURCES, book_payout_arrival
 from ledger.reconciliation.matching import Finding, Item, Outcome, Pairing, Rule
@@ -63,6 +67,8 @@ from onetrip.pagination import page
 MAX_RANGE_DAYS = 366
 #: ids are looked up this many at a time (well under SQLite's bound-parameter limit)
 CHUNK = 500
+#: … and this many on PostgreSQL (asyncpg's limit is 32,767 parameters a statement)
+PG_CHUNK = 10_000
 RUN_PREFIX = "recrun"
 EXCEPTION_PREFIX = "recexc"
 
@@ -130,6 +136,8 @@ def _invalid(message: str, field_name: str, *, code: str) -> ValidationFailed:
 
 
 def check_range(date_from: date, date_to: date) -> None:
+    check_day(date_from, "date_from")
+    check_day(date_to, "date_to")
     if date_from > date_to:
         raise _invalid(
             "date_from must not be after date_to", "date_from", code="invalid_date_range"
@@ -138,14 +146,6 @@ def check_range(date_from: date, date_to: date) -> None:
         raise _invalid(
             f"a run covers at most {MAX_RANGE_DAYS} days", "date_to", code="invalid_date_range"
         )
-
-
-async def check_department(session: AsyncSession, department: str) -> None:
-    found = await session.scalar(
-        select(accounts.c.id).where(accounts.c.department == department).limit(1)
-    )
-    if found is None:
-        raise NotFound(f"the ledger has no department {department}", code="department_not_found")
 
 
 # --- running ----------------------------------------------------------------------------
@@ -165,6 +165,9 @@ class _Context:
     new_matches: int = 0
     new_exceptions: int = 0
     payouts: list[dict[str, Any]] = field(default_factory=list)
+    # PostgreSQL: the unmatched refund postings (in the range) and Stripe refunds (in
+    # the widened range) the charges' statement saw: (ledger ids, record ids)
+    refund_ids: tuple[list[str], list[str]] | None = None
 
     @property
     def margin(self) -> int:
@@ -185,6 +188,11 @@ class _Context:
     def pg(self) -> bool:
         return self.conn.dialect.name == "postgresql"
 
+    @property
+    def id_chunk(self) -> int:
+        """Ids per lookup: PostgreSQL takes many more bound parameters than SQLite."""
+        return PG_CHUNK if self.pg else CHUNK
+
 
 async def run(
     session: AsyncSession,
@@ -202,7 +210,7 @@ async def run(
     record the run. Never commits. See the module docstring for what it does."""
     check_range(date_from, date_to)
     if department is not None:
-        await check_department(session, department)
+        await require_department(session, department)
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
         # One run at a time: two would each see the other's items as unmatched.
@@ -312,9 +320,16 @@ def _sql_list(values: Iterable[str]) -> str:
 
 async def _charges(ctx: _Context) -> None:
     rule = ctx.rules[matching.PAYMENT_ID.name]
-    await _charges_set_based(ctx, rule)
-    lefts = await _ledger_items(ctx, "payment:%", rule)
-    rights = await _stripe_items(ctx, _CHARGES)
+    if ctx.pg:
+        left_ids, right_ids = await _charges_set_based_pg(ctx, rule)
+        # Only what the set-based step left is loaded (none, usually): by id, with the
+        # same filters as below, so it is exactly what those would read.
+        lefts = await _ledger_items(ctx, "payment:%", rule, ids=left_ids)
+        rights = await _stripe_items(ctx, _CHARGES, ids=right_ids)
+    else:
+        await _charges_set_based(ctx, rule)
+        lefts = await _ledger_items(ctx, "payment:%", rule)
+        rights = await _stripe_items(ctx, _CHARGES)
     # Counterparts outside the widened range (or matched before) of the rights' keys.
     have = {left.key for left in lefts}
     wanted = sorted({r.key for r in rights if r.key is not None and r.key not in have})
@@ -327,37 +342,171 @@ async def _charges(ctx: _Context) -> None:
     )
 
 
-_PAIRS = "reconciliation_run_pairs"
 #: after a statement matching this many, the matches' statistics are refreshed (PostgreSQL)
 ANALYZE_AFTER = 10_000
+#: the planner settings of the set-based pairing statement (PostgreSQL), reset after it
+_BULK_SETTINGS = (("enable_nestloop", "off"), ("enable_mergejoin", "off"), ("work_mem", "'64MB'"))
+
+
+def _match_columns(rule: Rule) -> tuple[str, str]:
+    """The reconciliation_matches columns a set-based pairing inserts, and the SELECT
+    list that fills them from pairs `p` (txn_id, rec_id, department, currency, amount,
+    on_date, days) — the same score and reason as matching.pair_by_key would give."""
+    columns = (
+        "(run_id, exception_id, rule, score, reason, left_kind, left_id, right_id, department,"
+        " currency, expected_amount, actual_amount, on_date, matched_by, matched_at)"
+    )
+    values = f"""
+SELECT :run_id, NULL, '{rule.name}',
+       CASE WHEN {rule.score} - 5 * p.days < 1 THEN 1 ELSE {rule.score} - 5 * p.days END,
+       '{rule.name}: amounts equal, ' || CAST(p.days AS VARCHAR(12)) || ' day(s) apart',
+       'ledger', p.txn_id, p.rec_id, p.department, p.currency, p.amount, p.amount,
+       p.on_date, :matched_by, :matched_at"""
+    return columns, values
+
+
+def _match_params(ctx: _Context) -> dict[str, Any]:
+    return {"run_id": ctx.run_id, "matched_by": ctx.started_by, "matched_at": ctx.now}
+
+
+async def _analyze_matches(ctx: _Context, inserted: int) -> None:
+    ctx.new_matches += inserted
+    if ctx.pg and inserted >= ANALYZE_AFTER:
+        # The statements after this one (and the next run) anti-join against the
+        # matches: plan them with the table's real size.
+        await ctx.conn.execute(text("ANALYZE reconciliation_matches"))
+
+
+async def _charges_set_based_pg(ctx: _Context, rule: Rule) -> tuple[list[str], list[str]]:
+    """PostgreSQL: every charge with a payment id no other charge has, equal in amount
+    and within the window to the payment's posting, matched — in ONE statement that
+    reads each side once and also returns the ids of what it left: the unmatched
+    payment postings dated in the range and the unmatched charges (what `_ledger_items`
+    and `_stripe_items` would read after it; few, usually none).
+
+    Its reads see the database as it was before the statement (one snapshot), so the
+    pairs it inserts do not feed back into its own anti-joins."""
+    department = "t.metadata->>'department'"
+    charges = _sql_list(_CHARGES)
+    charges_and_refunds = _sql_list((*_CHARGES, *_REFUNDS))
+    sources = _sql_list(STRIPE_SOURCES)
+    ledger_department = f"AND {department} = :department" if ctx.department else ""
+    stripe_department = (
+        """AND EXISTS (SELECT 1 FROM ledger_transactions pt
+                    WHERE pt.idempotency_key IN ('payment:' || r.payment_id || '\\:succeeded',
+                                                 'payment:' || r.payment_id || '\\:received')
+                      AND pt.metadata->>'department' = :department)"""
+        if ctx.department
+        else ""
+    )
+    columns, values = _match_columns(rule)
+    statement = text(
+        f"""
+WITH l AS MATERIALIZED (
+    SELECT t.id, t.idempotency_key AS key, e.amount, e.currency,
+           CAST((t.effective_at AT TIME ZONE 'UTC') AS date) AS on_date,
+           substr({department}, 1, 32) AS department,
+           (e.effective_at >= :in_from AND e.effective_at < :in_to) AS in_range
+      FROM ledger_entries e
+      JOIN ledger_transactions t ON t.id = e.transaction_id
+      JOIN ledger_accounts a ON a.id = e.account_id
+     WHERE a.code = '{STRIPE_CLEARING}'
+       AND e.effective_at >= :wide_from AND e.effective_at < :wide_to
+       AND ((t.idempotency_key LIKE 'payment:%'
+             AND t.idempotency_key NOT LIKE 'payment:%\\:accepted')
+            OR (t.idempotency_key LIKE 'refund:%' AND t.idempotency_key NOT LIKE 'refund:%\\:%'
+                AND e.effective_at >= :in_from AND e.effective_at < :in_to))
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.left_id = t.id)
+       {ledger_department}
+), r AS MATERIALIZED (
+    SELECT r.id, r.payment_id, r.amount, r.currency, r.booked_on,
+           r.category IN {charges} AS is_charge
+      FROM reconciliation_external_records r
+     WHERE r.source IN {sources} AND r.category IN {charges_and_refunds}
+       AND r.booked_on BETWEEN :low AND :high
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.right_id = r.id)
+       {stripe_department}
+), p AS MATERIALIZED (
+    SELECT l.id AS txn_id, r.id AS rec_id, l.department, r.currency, r.amount, l.on_date,
+           abs(l.on_date - r.booked_on) AS days
+      FROM r
+      JOIN l ON l.key = 'payment:' || r.payment_id || '\\:succeeded'
+     WHERE r.is_charge AND r.payment_id IS NOT NULL
+       AND l.amount > 0 AND l.amount = r.amount AND l.currency = r.currency
+       AND abs(l.on_date - r.booked_on) <= :window
+       AND NOT EXISTS (
+           SELECT 1 FROM reconciliation_external_records d
+            WHERE d.payment_id = r.payment_id AND d.id <> r.id
+              AND d.source IN {sources} AND d.category IN {charges})
+), inserted AS (
+    INSERT INTO reconciliation_matches {columns}
+    {values}
+      FROM p
+    RETURNING 1
+)
+SELECT 'inserted' AS side, CAST(count(*) AS varchar) AS id FROM inserted
+UNION ALL
+SELECT CASE WHEN l.key LIKE 'refund:%' THEN 'ledger_refund' ELSE 'ledger' END, l.id FROM l
+ WHERE l.in_range AND NOT EXISTS (SELECT 1 FROM p WHERE p.txn_id = l.id)
+UNION ALL
+SELECT CASE WHEN r.is_charge THEN 'stripe' ELSE 'stripe_refund' END, r.id FROM r
+ WHERE NOT EXISTS (SELECT 1 FROM p WHERE p.rec_id = r.id)
+"""
+    ).bindparams(
+        bindparam("low", type_=Date),
+        bindparam("high", type_=Date),
+        bindparam("matched_at", type_=UTCDateTime()),
+    )
+    params: dict[str, Any] = {
+        "low": ctx.low,
+        "high": ctx.high,
+        "window": rule.window_days,
+        "in_from": _start_of(ctx.low),
+        "in_to": _start_of(ctx.high + timedelta(days=1)),
+        # a posting paired with a charge is within the window of the charge's day
+        "wide_from": _start_of(ctx.low - timedelta(days=rule.window_days)),
+        "wide_to": _start_of(ctx.high + timedelta(days=rule.window_days + 1)),
+        **_match_params(ctx),
+    }
+    if ctx.department:
+        params["department"] = ctx.department
+    # A bulk join: hash joins over the whole month, not an index probe per row (nor
+    # sorts for a merge join), whatever the statistics of a table this very run is
+    # filling say — or the planner's guess of a CTE's size; and memory enough for the
+    # hash tables of a month of payments not to spill to disk in batches.
+    for setting in _BULK_SETTINGS:
+        await ctx.conn.execute(text(f"SET LOCAL {setting[0]} = {setting[1]}"))
+    rows = (await ctx.conn.execute(statement, params)).all()
+    for setting in _BULK_SETTINGS:
+        await ctx.conn.execute(text(f"SET LOCAL {setting[0]} = DEFAULT"))
+    inserted = next(int(row.id) for row in rows if row.side == "inserted")
+    await _analyze_matches(ctx, inserted)
+    # The refunds' step (next) reads its unmatched items by these ids too.
+    ctx.refund_ids = (
+        [row.id for row in rows if row.side == "ledger_refund"],
+        [row.id for row in rows if row.side == "stripe_refund"],
+    )
+    return (
+        [row.id for row in rows if row.side == "ledger"],
+        [row.id for row in rows if row.side == "stripe"],
+    )
 
 
 async def _charges_set_based(ctx: _Context, rule: Rule) -> None:
-    """Every charge with a payment id no other charge has, equal in amount and within
-    the window to the payment's posting, matched set-based.
-
-    The pairs are selected into a temporary table first and inserted from there: an
-    INSERT … SELECT whose anti-join reads reconciliation_matches while it writes it can
-    be planned as a scan per row of a table that grows with every row (quadratic: it
-    took minutes at 100,000 pairs when the table had no statistics yet)."""
+    """SQLite (the tests' scale): every charge with a payment id no other charge has,
+    equal in amount and within the window to the payment's posting, matched in one
+    INSERT … SELECT (SQLite materializes a SELECT that reads the table it fills)."""
     department = _json_text(ctx, "t.metadata", "department")
     day = _day_of(ctx, "t.effective_at")
     days = _days_between(ctx, day, "r.booked_on")
     charges = _sql_list(_CHARGES)
     sources = _sql_list(STRIPE_SOURCES)
     only_department = f"AND {department} = :department" if ctx.department else ""
-    await ctx.conn.execute(text(f"DROP TABLE IF EXISTS {_PAIRS}"))
-    await ctx.conn.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {_PAIRS} (txn_id varchar(40) NOT NULL,"
-            " rec_id varchar(40) NOT NULL, department varchar(32), currency varchar(3) NOT NULL,"
-            " amount bigint NOT NULL, on_date date NOT NULL, days integer NOT NULL)"
-        )
-    )
-    select_pairs = text(
+    columns, values = _match_columns(rule)
+    insert_matches = text(
         f"""
-INSERT INTO {_PAIRS} (txn_id, rec_id, department, currency, amount, on_date, days)
-SELECT p.txn_id, p.rec_id, p.department, p.currency, p.amount, p.on_date, p.days
+INSERT INTO reconciliation_matches {columns}
+{values}
   FROM (SELECT t.id AS txn_id, r.id AS rec_id, substr({department}, 1, 32) AS department,
                r.currency, r.amount, {day} AS on_date, {days} AS days
           FROM reconciliation_external_records r
@@ -372,49 +521,28 @@ SELECT p.txn_id, p.rec_id, p.department, p.currency, p.amount, p.on_date, p.days
            {only_department}
            AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.left_id = t.id)
            AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.right_id = r.id)
-           AND r.payment_id NOT IN (
-               SELECT d.payment_id FROM reconciliation_external_records d
-                WHERE d.source IN {sources} AND d.category IN {charges}
-                  AND d.payment_id IS NOT NULL
-                GROUP BY d.payment_id HAVING count(*) > 1)
+           AND NOT EXISTS (
+               SELECT 1 FROM reconciliation_external_records d
+                WHERE d.payment_id = r.payment_id AND d.id <> r.id
+                  AND d.source IN {sources} AND d.category IN {charges})
        ) AS p
  WHERE p.days <= :window
 """
-    ).bindparams(bindparam("low", type_=Date), bindparam("high", type_=Date))
-    params: dict[str, Any] = {"low": ctx.low, "high": ctx.high, "window": rule.window_days}
+    ).bindparams(
+        bindparam("low", type_=Date),
+        bindparam("high", type_=Date),
+        bindparam("matched_at", type_=UTCDateTime()),
+    )
+    params: dict[str, Any] = {
+        "low": ctx.low,
+        "high": ctx.high,
+        "window": rule.window_days,
+        **_match_params(ctx),
+    }
     if ctx.department:
         params["department"] = ctx.department
-    if ctx.pg:
-        # A bulk join: hash joins over the whole month, not an index probe per row,
-        # whatever the statistics of a table this very run is filling say.
-        await ctx.conn.execute(text("SET LOCAL enable_nestloop = off"))
-    await ctx.conn.execute(select_pairs, params)
-    if ctx.pg:
-        await ctx.conn.execute(text("SET LOCAL enable_nestloop = on"))
-    insert_matches = text(
-        f"""
-INSERT INTO reconciliation_matches
-       (run_id, exception_id, rule, score, reason, left_kind, left_id, right_id, department,
-        currency, expected_amount, actual_amount, on_date, matched_by, matched_at)
-SELECT :run_id, NULL, '{rule.name}',
-       CASE WHEN {rule.score} - 5 * p.days < 1 THEN 1 ELSE {rule.score} - 5 * p.days END,
-       '{rule.name}: amounts equal, ' || CAST(p.days AS VARCHAR(12)) || ' day(s) apart',
-       'ledger', p.txn_id, p.rec_id, p.department, p.currency, p.amount, p.amount,
-       p.on_date, :matched_by, :matched_at
-  FROM {_PAIRS} p
-"""
-    ).bindparams(bindparam("matched_at", type_=UTCDateTime()))
-    result = await ctx.conn.execute(
-        insert_matches,
-        {"run_id": ctx.run_id, "matched_by": ctx.started_by, "matched_at": ctx.now},
-    )
-    await ctx.conn.execute(text(f"DROP TABLE {_PAIRS}"))
-    inserted = max(result.rowcount or 0, 0)
-    ctx.new_matches += inserted
-    if ctx.pg and inserted >= ANALYZE_AFTER:
-        # The statements after this one (and the next run) anti-join against the
-        # matches: plan them with the table's real size.
-        await ctx.conn.execute(text("ANALYZE reconciliation_matches"))
+    result = await ctx.conn.execute(insert_matches, params)
+    await _analyze_matches(ctx, max(result.rowcount or 0, 0))
 
 
 def _unmatched_left() -> Any:
@@ -462,8 +590,21 @@ def _clearing_postings() -> Any:
     )
 
 
-async def _ledger_items(ctx: _Context, key_pattern: str, rule: Rule) -> list[Item]:
-    """Unmatched payment (or refund) postings on Stripe clearing in the widened range."""
+async def _ledger_items(
+    ctx: _Context, key_pattern: str, rule: Rule, *, ids: Sequence[str] | None = None
+) -> list[Item]:
+    """Unmatched payment (or refund) postings on Stripe clearing in the widened range
+    (only those of these transaction ids, when given)."""
+    if ids is not None:
+        items: list[Item] = []
+        for start in range(0, len(ids), ctx.id_chunk):
+            chunk = ids[start : start + ctx.id_chunk]
+            items += await _ledger_items_where(ctx, key_pattern, transactions.c.id.in_(chunk))
+        return items
+    return await _ledger_items_where(ctx, key_pattern, None)
+
+
+async def _ledger_items_where(ctx: _Context, key_pattern: str, only: Any) -> list[Item]:
     stmt = _clearing_postings().where(
         entries.c.effective_at >= _start_of(ctx.low),
         entries.c.effective_at < _start_of(ctx.high + timedelta(days=1)),
@@ -475,6 +616,8 @@ async def _ledger_items(ctx: _Context, key_pattern: str, rule: Rule) -> list[Ite
     )
     if ctx.department is not None:
         stmt = stmt.where(transactions.c.metadata["department"].as_string() == ctx.department)
+    if only is not None:
+        stmt = stmt.where(only)
     rows = (await ctx.conn.execute(stmt)).all()
     return [_ledger_item(row) for row in rows]
 
@@ -510,8 +653,21 @@ def _stripe_item(row: Any) -> Item:
     )
 
 
-async def _stripe_items(ctx: _Context, categories: Sequence[str]) -> list[Item]:
-    """Unmatched Stripe records of these categories in the widened range."""
+async def _stripe_items(
+    ctx: _Context, categories: Sequence[str], *, ids: Sequence[str] | None = None
+) -> list[Item]:
+    """Unmatched Stripe records of these categories in the widened range (only those
+    of these record ids, when given)."""
+    if ids is not None:
+        items: list[Item] = []
+        for start in range(0, len(ids), ctx.id_chunk):
+            chunk = ids[start : start + ctx.id_chunk]
+            items += await _stripe_items_where(ctx, categories, external_records.c.id.in_(chunk))
+        return items
+    return await _stripe_items_where(ctx, categories, None)
+
+
+async def _stripe_items_where(ctx: _Context, categories: Sequence[str], only: Any) -> list[Item]:
     r = external_records
     stmt = select(
         r.c.id, r.c.amount, r.c.currency, r.c.booked_on, r.c.payment_id, r.c.external_id, r.c.raw
@@ -537,6 +693,8 @@ async def _stripe_items(ctx: _Context, categories: Sequence[str]) -> list[Item]:
                 payment.c.metadata["department"].as_string() == ctx.department,
             )
         )
+    if only is not None:
+        stmt = stmt.where(only)
     return [_stripe_item(row) for row in (await ctx.conn.execute(stmt)).all()]
 
 
@@ -545,8 +703,9 @@ async def _stripe_items(ctx: _Context, categories: Sequence[str]) -> list[Item]:
 
 async def _refunds(ctx: _Context) -> None:
     rule = ctx.rules[matching.REFUND.name]
-    lefts = await _ledger_items(ctx, "refund:%", rule)
-    rights = await _stripe_items(ctx, _REFUNDS)
+    left_ids, right_ids = ctx.refund_ids or (None, None)
+    lefts = await _ledger_items(ctx, "refund:%", rule, ids=left_ids)
+    rights = await _stripe_items(ctx, _REFUNDS, ids=right_ids)
     outcome = matching.pair_by_key(lefts, rights, rule)
     await _store(ctx, outcome)
     await _missing(ctx, outcome.lefts, matching.MISSING_IN_STRIPE, "no Stripe refund shows it")
@@ -886,23 +1045,28 @@ async def _book_arrivals_together(
 
 
 async def _resolve_matched(ctx: _Context) -> None:
-    mine = select(matches.c.left_id).where(matches.c.run_id == ctx.run_id)
-    theirs = select(matches.c.right_id).where(matches.c.run_id == ctx.run_id)
+    """Open exceptions whose item this run matched are resolved (`matched`). Driven by
+    the open exceptions (few): one probe of the matches' unique indexes each, never a
+    join of every match; nothing at all when none is open."""
+    reasons = [
+        matching.MISSING_IN_BANK,
+        matching.MISSING_IN_LEDGER,
+        matching.MISSING_IN_STRIPE,
+        matching.AMBIGUOUS,
+        matching.OUTSIDE_DATE_WINDOW,
+    ]
+    open_ones = and_(exceptions.c.status == "open", exceptions.c.reason.in_(reasons))
+    if await ctx.session.scalar(select(exceptions.c.id).where(open_ones).limit(1)) is None:
+        return
+    matched_left = exists().where(
+        matches.c.left_id == exceptions.c.item_id, matches.c.run_id == ctx.run_id
+    )
+    matched_right = exists().where(
+        matches.c.right_id == exceptions.c.item_id, matches.c.run_id == ctx.run_id
+    )
     await ctx.session.execute(
         update(exceptions)
-        .where(
-            exceptions.c.status == "open",
-            exceptions.c.reason.in_(
-                [
-                    matching.MISSING_IN_BANK,
-                    matching.MISSING_IN_LEDGER,
-                    matching.MISSING_IN_STRIPE,
-                    matching.AMBIGUOUS,
-                    matching.OUTSIDE_DATE_WINDOW,
-                ]
-            ),
-            or_(exceptions.c.item_id.in_(mine), exceptions.c.item_id.in_(theirs)),
-        )
+        .where(open_ones, or_(matched_left, matched_right))
         .values(
             status="resolved",
             resolution="matched",
