@@ -210,12 +210,6 @@ async def test_exceptions_of_an_unknown_department_is_404(app_client: Any) -> No
 # --- the service below the HTTP face (ledger/reconciliation/runs.py, not this review's) ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runs.run does not bound its dates: 0001-01-01 overflows (OverflowError, a 500"
-    " from any caller but the HTTP API and the CLI, which check periods.check_day first);"
-    " fix: call periods.check_day(date_from/date_to) in runs.check_range",
-)
 async def test_the_run_service_refuses_dates_it_cannot_represent(db: Any) -> None:
     from datetime import date
 
@@ -229,11 +223,6 @@ async def test_the_run_service_refuses_dates_it_cannot_represent(db: Any) -> Non
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runs.check_department's 404 names no field; fix: use"
-    " ledger.queries.require_department (errors=[{field: department}]) in runs.run",
-)
 async def test_the_run_service_names_the_unknown_department(db: Any) -> None:
     from datetime import date
 
