@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from onetrip.settings import Settings, get_settings
+from onetrip.smtp import parse_smtp_url
 
 Status = Literal["ok", "missing", "failed"]
 
@@ -217,35 +218,23 @@ def _http_status(url: str) -> int:
     return httpx.get(url, timeout=TIMEOUT).status_code  # any answer is reachable
 
 
-def parse_smtp_url(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of `smtp://[user:password@]host[:port]` or `smtps://…`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps"):
-        raise ValueError("SMTP_URL must start with smtp:// or smtps://")
-    if not parts.hostname:
-        raise ValueError("SMTP_URL has no host")
-    port = parts.port or (465 if parts.scheme == "smtps" else 25)  # port raises if invalid
-    return parts.scheme, parts.hostname, port
-
-
 def check_smtp(settings: Settings) -> Check:
     """SMTP_URL parsed, then a connection (EHLO, and login when it has credentials)."""
     if not settings.smtp_url:
         return Check("SMTP", "missing", "SMTP_URL not set: no email is sent", "set SMTP_URL")
     shown = _without_password(settings.smtp_url)
     try:
-        scheme, host, port = parse_smtp_url(settings.smtp_url)
+        config = parse_smtp_url(settings.smtp_url)
     except ValueError as exc:
         return Check("SMTP", "failed", f"{shown}: {exc}", "fix SMTP_URL")
-    parts = urlsplit(settings.smtp_url)
     try:
-        client = (smtplib.SMTP_SSL if scheme == "smtps" else smtplib.SMTP)(
-            host, port, timeout=TIMEOUT
+        client = (smtplib.SMTP_SSL if config.implicit_tls else smtplib.SMTP)(
+            config.host, config.port, timeout=TIMEOUT
         )
         try:
             client.ehlo()
-            if parts.username:
-                client.login(unquote(parts.username), unquote(parts.password or ""))
+            if config.username:
+                client.login(config.username, config.password or "")
         finally:
             client.quit()
     except Exception as exc:

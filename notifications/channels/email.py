@@ -27,16 +27,13 @@ wait for the relay (or the operator) instead of being given up.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import ssl
-from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
@@ -51,6 +48,7 @@ from notifications.channels import (
 from notifications.channels.outbox import outbox_folder, write_atomically
 from onetrip.clock import utcnow
 from onetrip.settings import Settings
+from onetrip.smtp import SmtpConfig, parse_smtp_url
 
 log = logging.getLogger(__name__)
 
@@ -74,74 +72,6 @@ _ADDRESS = re.compile(rf"^{_ATOM}+@({_LABEL}\.)*{_LABEL}$")
 def is_email_address(value: str) -> bool:
     """Whether `value` is one bare address we can put in RCPT TO (no "Name <…>")."""
     return len(value) <= 254 and bool(_ADDRESS.match(value)) and ".." not in value
-
-
-# --------------------------------------------------------------------- SMTP_URL
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int  # 25 for smtp://, 465 for smtps:// unless given
-    username: str | None
-    password: str | None
-    implicit_tls: bool  # smtps://
-    starttls: str  # "auto" | "required" | "never"
-    cafile: str | None
-    verify: bool
-    timeout: float
-
-    @property
-    def provider(self) -> str:
-        return f"smtp:{self.host}"
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        if not self.verify:
-            return None  # validate_certs=False instead
-        return _verifying_context(self.cafile)
-
-
-@functools.cache
-def _verifying_context(cafile: str | None) -> ssl.SSLContext:
-    # Built once per CA file (the system's CAs when None): loading them costs more than
-    # the rest of a TLS handshake.
-    return ssl.create_default_context(cafile=cafile)
-
-
-def parse_smtp_url(url: str, *, timeout: float = 30.0) -> SmtpConfig:
-    """The SMTP settings in `url`; ValueError saying what is wrong with it."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps"):
-        raise ValueError("SMTP_URL must start with smtp:// or smtps://")
-    if not parts.hostname:
-        raise ValueError("SMTP_URL has no host")
-    try:
-        port = parts.port
-    except ValueError as error:
-        raise ValueError(f"SMTP_URL has a bad port: {error}") from None
-    query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(query) - {"starttls", "cafile", "verify"}
-    if unknown:
-        raise ValueError(f"SMTP_URL: unknown option(s) {', '.join(sorted(unknown))}")
-    starttls = query.get("starttls", ["auto"])[-1].lower()
-    if starttls not in ("auto", "required", "never"):
-        raise ValueError("SMTP_URL: starttls is auto, required or never")
-    if parts.scheme == "smtps" and starttls == "required":
-        raise ValueError("SMTP_URL: smtps:// is TLS already; starttls=required is for smtp://")
-    verify = query.get("verify", ["true"])[-1].lower()
-    if verify not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError("SMTP_URL: verify is true or false")
-    return SmtpConfig(
-        host=parts.hostname,
-        port=port or (465 if parts.scheme == "smtps" else 25),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-        implicit_tls=parts.scheme == "smtps",
-        starttls=starttls,
-        cafile=query.get("cafile", [None])[-1] or None,
-        verify=verify in ("true", "1", "yes"),
-        timeout=timeout,
-    )
 
 
 def sender(from_header: str) -> tuple[str, str, str]:

@@ -9,8 +9,9 @@ import email.policy
 import pytest
 
 from notifications.channels import Attachment, Message
-from notifications.channels.email import build_email, is_email_address, parse_smtp_url
+from notifications.channels.email import build_email, is_email_address
 from notifications.channels.sms import normalize_phone, parse_sms_providers
+from onetrip.smtp import parse_smtp_url
 
 
 @pytest.mark.parametrize(
