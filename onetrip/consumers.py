@@ -18,6 +18,13 @@ handler failed, or when two workers take copies of the same event at once. Only 
 handler's writes, committed with the mark, count. An event already consumed skips
 `prepare` (one cheap read first), so a plain redelivery costs no second drawing.
 
+The relay hands a consumer the events of one pass together (up to
+`outbox.BATCH_MAX` in one message): they are applied in one unit of work, one mark
+statement for all, in event order; the handler still sees one event at a time. If that
+unit of work fails, each event is applied again in a unit of work of its own, and one
+that fails alone is sent again on its own, with the actor's retries: one bad event
+never holds back the others, nor has its effect without its mark.
+
 Every event a consumer subscribes to must end with its mark. One that has none a while
 after it was published was lost on the way (a broker that dropped the message, a worker
 killed holding it, retries exhausted): `resend_unconsumed`, run by the relay every
@@ -42,7 +49,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from onetrip.clock import utcnow
 from onetrip.db import get_database, unit_of_work
 from onetrip.jobs import actor
-from onetrip.outbox import ConsumedEvent, OutboxEvent, as_message, first_consumption, subscribe
+from onetrip.outbox import (
+    ConsumedEvent,
+    OutboxEvent,
+    as_message,
+    first_consumption,
+    first_consumptions,
+    subscribe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +105,17 @@ async def reading() -> AsyncIterator[AsyncConnection]:
 
 async def already_consumed(consumer: str, event_id: str) -> bool:
     """True if `consumer` has committed its effect of `event_id` (a read, no lock)."""
+    return bool(await consumed_among(consumer, [event_id]))
+
+
+async def consumed_among(consumer: str, event_ids: list[str]) -> set[str]:
+    """The ids among `event_ids` whose effect `consumer` has committed (one read)."""
     table = ConsumedEvent.__table__
     async with reading() as connection:
         stmt = select(table.c.event_id).where(
-            table.c.consumer == consumer, table.c.event_id == event_id
+            table.c.consumer == consumer, table.c.event_id.in_(event_ids)
         )
-        return (await connection.execute(stmt)).first() is not None
+        return set((await connection.execute(stmt)).scalars())
 
 
 def consumes(
@@ -119,20 +138,71 @@ def consumes(
         raise ValueError(f"consumer must be 1 to {CONSUMER_NAME_MAX} characters: {consumer!r}")
 
     def declare(handler: Callable[..., Awaitable[None]]) -> dramatiq.Actor:
+        async def apply(event: Event, arguments: tuple[Any, ...]) -> None:
+            async with unit_of_work() as session:
+                if await first_consumption(session, consumer, event.id):
+                    await handler(session, event, *arguments)
+
+        async def apply_batch(messages: list[dict[str, Any]]) -> None:
+            events = [msgspec.convert(message, Event) for message in messages]
+            failed: list[Event] = []
+            ready: list[tuple[Event, tuple[Any, ...]]] = []
+            if prepare is None:
+                ready = [(event, ()) for event in events]
+            else:
+                done = await consumed_among(consumer, [event.id for event in events])
+                for event in events:
+                    if event.id in done:
+                        continue
+                    try:
+                        ready.append((event, (await prepare(event),)))
+                    except Exception:
+                        log.exception("%s: preparing %s failed", consumer, event.id)
+                        failed.append(event)
+            try:
+                async with unit_of_work() as session:
+                    first = await first_consumptions(session, consumer, [e.id for e, _ in ready])
+                    for event, arguments in ready:
+                        if event.id in first:
+                            await handler(session, event, *arguments)
+                ready = []
+            except Exception:
+                log.warning(
+                    "%s: a batch of %d events failed; applying them one by one",
+                    consumer,
+                    len(ready),
+                    exc_info=True,
+                )
+            for event, arguments in ready:
+                try:
+                    await apply(event, arguments)
+                except Exception:
+                    log.exception("%s: %s failed; sent again on its own", consumer, event.id)
+                    failed.append(event)
+            by_id = {message["id"]: message for message in messages}
+            for event in failed:  # lost if this send fails: resend_unconsumed finds it
+                declared.send(event.id, by_id[event.id])
+
         @functools.wraps(handler)
-        async def consume(event_id: str, message: dict[str, Any]) -> None:
+        async def consume(
+            event_id: str | None = None,
+            message: dict[str, Any] | None = None,
+            events: list[dict[str, Any]] | None = None,
+        ) -> None:
+            if events is not None:  # a relay pass's events of this consumer together
+                await apply_batch(events)
+                return
+            assert event_id is not None and message is not None
             event = msgspec.convert(message, Event)
             arguments: tuple[Any, ...] = ()
             if prepare is not None:
                 if await already_consumed(consumer, event_id):
                     return
                 arguments = (await prepare(event),)
-            async with unit_of_work() as session:
-                if await first_consumption(session, consumer, event_id):
-                    await handler(session, event, *arguments)
+            await apply(event, arguments)
 
         declared = actor(queue, **actor_options)(consume)
-        subscribe(*event_types)(declared)
+        subscribe(*event_types, batches=True)(declared)
         _consumers[consumer] = Consumer(consumer, tuple(event_types), declared)
         return declared
 

@@ -30,6 +30,7 @@ EFFECT = "test.consumers.effect"
 
 calls: Counter[str] = Counter()  # handler and prepare runs, by consumer
 failures: dict[str, int] = {}  # consumer → how many more runs raise before one succeeds
+poisoned: set[int] = set()  # events (by data["n"]) the plain consumer always fails on
 _lock = threading.Lock()
 
 
@@ -55,6 +56,8 @@ async def _apply(session: AsyncSession, consumer: str, event: Event, extra: Any 
     )
     if _count(consumer):
         raise Boom(f"{consumer} fails after writing its effect")
+    if consumer == "test.consumers.plain" and event.data["n"] in poisoned:
+        raise Boom(f"{consumer} always fails on event {event.data['n']}")
 
 
 @consumes(EVENT, consumer="test.consumers.plain", queue=QUEUE, min_backoff=10, max_backoff=20)
@@ -87,9 +90,11 @@ def broker(db):  # type: ignore[no-untyped-def]
     broker.flush_all()
     calls.clear()
     failures.clear()
+    poisoned.clear()
     yield broker
     broker.flush_all()
     failures.clear()
+    poisoned.clear()
 
 
 async def run_worker(broker: Any, queues: tuple[str, ...] = (QUEUE,)) -> None:
@@ -206,6 +211,74 @@ async def test_a_handler_that_raises_on_its_last_try_commits_nothing(broker) -> 
     assert await effects() == []
     assert await marks("test.consumers.plain") == []
     assert event_id  # the event itself stays committed in the outbox
+
+
+# --- a relay pass's events together: one message, one unit of work per consumer -------
+
+
+async def publish_many(n: int) -> list[str]:
+    """Commit n events, then relay them in one pass."""
+    async with unit_of_work() as session:
+        ids = [
+            await record_event(session, EVENT, {"n": i}, subject_id=f"sub_{i}")
+            for i in range(1, n + 1)
+        ]
+    assert await relay_batch() == n
+    return ids
+
+
+def waiting(broker: Any) -> list[dramatiq.Message[Any]]:
+    return [dramatiq.Message.decode(raw) for raw in broker.queues[QUEUE].queue]
+
+
+async def test_a_relay_pass_sends_each_consumer_its_events_in_few_messages(broker) -> None:  # type: ignore[no-untyped-def]
+    ids = await publish_many(12)
+    messages = waiting(broker)
+    by_actor = Counter(m.actor_name for m in messages)
+    # 12 events, at least four messages an actor (the workers share them), oldest first
+    assert by_actor == {"consumers_test_plain": 4, "consumers_test_prepared": 4}
+    plain = [m for m in messages if m.actor_name == "consumers_test_plain"]
+    assert [e["id"] for m in plain for e in m.kwargs["events"]] == ids
+
+    await run_worker(broker)
+
+    assert await effects() == sorted(
+        [("test.consumers.plain", i, None) for i in ids]
+        + [("test.consumers.prepared", i, f"drawn for {i}") for i in ids]
+    )
+    assert await marks("test.consumers.plain") == sorted(ids)
+    assert calls == {"test.consumers.plain": 12, "test.consumers.prepared": 12, "prepare": 12}
+
+
+async def test_a_batch_delivered_twice_has_each_effect_once(broker) -> None:  # type: ignore[no-untyped-def]
+    ids = await publish_many(8)
+    send_again(broker)
+    await run_worker(broker)
+
+    assert len(await effects()) == 16
+    assert await marks("test.consumers.prepared") == sorted(ids)
+    # No handler ran twice. (A copy taken while the first was still running prepares
+    # again: prepare may run more than once; only the handler's writes count.)
+    assert calls["test.consumers.plain"] == 8 == calls["test.consumers.prepared"]
+    assert 8 <= calls["prepare"] <= 16
+
+
+async def test_one_failing_event_does_not_hold_back_its_batch(broker) -> None:  # type: ignore[no-untyped-def]
+    ids = await publish_many(8)  # four batches of two an actor
+    assert all(len(m.kwargs["events"]) == 2 for m in waiting(broker))
+    poisoned.add(3)  # the plain consumer fails on the third event, every time
+    failures["test.consumers.plain"] = 1  # and its first run of all fails too
+
+    with pytest.raises(Boom):  # the third event, dead-lettered after its retries
+        await run_worker(broker)
+
+    # Each failed batch rolled back (effects and marks) and its events were applied one
+    # by one: the third's partner and every other event have their effect, once.
+    applied = sorted(ids[:2] + ids[3:])
+    assert await marks("test.consumers.plain") == applied
+    plain = [cause for consumer, cause, _ in await effects() if consumer == "test.consumers.plain"]
+    assert plain == applied
+    assert await marks("test.consumers.prepared") == sorted(ids)
 
 
 def test_a_consumer_name_must_fit_the_consumed_events_table() -> None:
