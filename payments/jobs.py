@@ -16,8 +16,11 @@ async def _draw_receipt(event: Event) -> receipts.DrawnReceipt | None:
 
 
 #: Drawing a receipt goes after the cheap steps the worker has taken at the same time
-#: (Dramatiq: a higher number is a lower priority), e.g. delivery's auto-issue.
-DRAWING_PRIORITY = 10
+#: (Dramatiq: a higher number is a lower priority), e.g. delivery's auto-issue, and after
+#: the drawing of licences (10): the licence on its way to the door comes first. Before
+#: the notifications (20), whose payment email attaches the receipt (and draws it
+#: itself if it is still missing, as the API does when asked for it first).
+DRAWING_PRIORITY = 15
 
 
 @consumes(
