@@ -29,10 +29,11 @@ async def check_ledger_balances() -> None:
         )
 
 
-@periodic(3600)
+@periodic(int(snapshots.EVERY.total_seconds()))
 @actor("ledger", max_retries=0)
 async def take_balance_snapshots() -> None:
-    """Hourly: rebuild stale daily balance snapshots and write the ones now due."""
+    """Every cut-off interval (a quarter of an hour): rebuild stale balance snapshots
+    and write the ones now due."""
     runs = await snapshots.bring_up_to_date()
     written = sum(len(run.written) for run in runs)
     removed = sum(run.removed for run in runs)

@@ -393,7 +393,8 @@ async def account_totals(session: AsyncSession, as_of: datetime) -> Sequence[Any
     - the cached totals (ledger_accounts.debits/credits, kept by a trigger with every
       entry) minus the entries effective after `as_of` — for "now", a probe per account
       that finds nothing;
-    - the latest valid daily snapshot at or before `as_of` plus the entries since;
+    - the latest valid snapshot (a quarter of an hour apart) at or before `as_of` plus
+      the entries since;
     - with no snapshot, the sum of every entry up to `as_of`.
     """
     base = await latest_valid_cut_off(session, as_of)

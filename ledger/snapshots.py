@@ -1,8 +1,9 @@
-"""Balance snapshots: every account's debit and credit totals at each whole UTC hour (so
-at every UTC midnight too), so a trial balance `as_of` a past moment reads one row per
-account plus at most an hour of entries, instead of every entry ever written. (Daily
-cut-offs left up to a day of entries to sum: at 1 million payments a day that was ~1 s,
-benchmarks/RESULTS.md; hourly ones cost 24 × accounts small rows a day.)
+"""Balance snapshots: every account's debit and credit totals at each quarter of a UTC
+hour (so at every UTC midnight too), so a trial balance `as_of` a past moment reads one
+row per account plus at most a quarter of an hour of entries, instead of every entry
+ever written. (Daily cut-offs left up to a day of entries to sum: at 1 million payments
+a day that was ~1 s; hourly ones up to an hour, 37 ms, benchmarks/RESULTS.md; quarters
+cost 96 × accounts small rows a day.)
 
 What callers can rely on: a trial balance is exact whatever the snapshots' state.
 Snapshots are derived data, and a snapshot is used only while it is *valid*:
@@ -21,7 +22,8 @@ Snapshots are derived data, and a snapshot is used only while it is *valid*:
   then either effective after every cut-off it writes, or invalidates it on commit.
   On SQLite writers are serialised and the trigger's first rule is enough.
 
-Cut-offs are whole UTC hours: a snapshot at T covers entries effective before T.
+Cut-offs are the quarters of UTC hours (:00, :15, :30, :45): a snapshot at T covers
+entries effective before T.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ from onetrip.db import UTCDateTime, unit_of_work
 #: in migration 0016 has the same 10 minutes).
 LATE_MARGIN = timedelta(minutes=10)
 #: The time between two cut-offs.
-EVERY = timedelta(hours=1)
+EVERY = timedelta(minutes=15)
 #: Cut-offs written per call (one transaction): the lock above makes back-dated
 #: postings wait while it is held, so keep each call short.
-MAX_CUT_OFFS_PER_CALL = 24 * 7
+MAX_CUT_OFFS_PER_CALL = 96 * 2
 #: Before any entry: the lower bound of "every entry" in a range.
 BEGINNING = datetime(1900, 1, 1, tzinfo=UTC)
 
@@ -58,9 +60,12 @@ class SnapshotRun:
 
 
 def cut_off_before(moment: datetime) -> datetime:
-    """The cut-off at or before `moment` (a whole UTC hour)."""
-    moment = moment.astimezone(UTC)
-    return moment.replace(minute=0, second=0, microsecond=0)
+    """The cut-off at or before `moment` (a multiple of EVERY since the epoch, which
+    divides a day: a UTC midnight is always one)."""
+    moment = moment.astimezone(UTC).replace(microsecond=0)
+    step = int(EVERY.total_seconds())
+    seconds = int(moment.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % step, UTC)
 
 
 def entry_sums(pg: bool, *within: Any) -> tuple[Any, Any, Any]:

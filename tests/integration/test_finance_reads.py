@@ -45,19 +45,21 @@ def days_ago(days: int, hour: int = 0, minute: int = 0, microsecond: int = 0) ->
 
 
 def horizon() -> datetime:
-    """The last cut-off due now: a whole hour at least LATE_MARGIN ago."""
+    """The last cut-off due now: a quarter of an hour at least LATE_MARGIN ago."""
     return snapshots.cut_off_before(datetime.now(UTC) - snapshots.LATE_MARGIN)
 
 
-def hours(first: datetime, last: datetime) -> list[datetime]:
+def cut_offs_between(first: datetime, last: datetime) -> list[datetime]:
     count = int((last - first) / snapshots.EVERY) + 1
     return [first + n * snapshots.EVERY for n in range(count)]
 
 
-def assert_hourly(written: list[datetime], first: datetime, horizon_before: datetime) -> None:
-    """Every cut-off from `first` to the horizon (which may pass an hour meanwhile)."""
+def assert_every_cut_off(
+    written: list[datetime], first: datetime, horizon_before: datetime
+) -> None:
+    """Every cut-off from `first` to the horizon (which may pass a cut-off meanwhile)."""
     assert written[-1] in (horizon_before, horizon()), written[-1]
-    assert written == hours(first, written[-1])
+    assert written == cut_offs_between(first, written[-1])
 
 
 async def open_books() -> None:
@@ -160,13 +162,13 @@ async def test_the_trial_balance_equals_the_sum_of_entries_with_and_without_snap
 
     due = horizon()
     written = await take_all()
-    assert_hourly(written, days_ago(6, 1), due)
+    assert_every_cut_off(written, days_ago(6, 0, 15), due)
     assert await take_all() == []  # nothing new is due
     for as_of in moments():
         assert await reported(as_of) == await summed_entries(as_of), as_of
     # the snapshots are what the past is read from
-    assert await base_cut_off(days_ago(3, 15, 30)) == days_ago(3, 15)
-    assert await base_cut_off(days_ago(3) - timedelta(microseconds=1)) == days_ago(4, 23)
+    assert await base_cut_off(days_ago(3, 15, 40)) == days_ago(3, 15, 30)
+    assert await base_cut_off(days_ago(3) - timedelta(microseconds=1)) == days_ago(4, 23, 45)
 
 
 async def test_a_back_dated_posting_invalidates_later_snapshots_until_they_are_rebuilt(
@@ -189,7 +191,7 @@ async def test_a_back_dated_posting_invalidates_later_snapshots_until_they_are_r
     due = horizon()
     runs = await snapshots.bring_up_to_date()
     rebuilt = [cut for run in runs for cut in run.written]
-    assert_hourly(rebuilt, days_ago(3, 11), due)
+    assert_every_cut_off(rebuilt, days_ago(3, 10, 15), due)
     assert (runs[0].invalidated_from, runs[0].removed) == (days_ago(3, 10), len(rebuilt))
     assert await base_cut_off(days_ago(1, 12)) == days_ago(1, 12)
     for as_of in moments():
@@ -209,7 +211,10 @@ async def test_postings_on_time_leave_the_snapshots_valid(db: Database) -> None:
         cut_offs = await session.scalar(
             select(func.count(func.distinct(balance_snapshots.c.cut_off)))
         )
-    assert cut_offs in (len(hours(days_ago(6, 1), horizon())), len(hours(days_ago(6, 1), due)))
+    assert cut_offs in (
+        len(cut_offs_between(days_ago(6, 0, 15), horizon())),
+        len(cut_offs_between(days_ago(6, 0, 15), due)),
+    )
 
 
 async def test_cached_debits_and_credits_follow_every_way_of_posting(db: Database) -> None:
@@ -263,7 +268,7 @@ async def test_the_periodic_job_brings_the_snapshots_up_to_date(db: Database) ->
         cut_offs = (
             (await session.execute(select(balance_snapshots.c.cut_off).distinct())).scalars().all()
         )
-    assert_hourly(sorted(cut_offs), days_ago(6, 1), due)
+    assert_every_cut_off(sorted(cut_offs), days_ago(6, 0, 15), due)
 
 
 @on_postgres
@@ -289,7 +294,7 @@ async def test_the_snapshot_job_waits_for_a_back_dated_posting_in_flight(db: Dat
         assert await reported(as_of) == await summed_entries(as_of)
     due = horizon()
     runs = await snapshots.bring_up_to_date()
-    assert_hourly([cut for run in runs for cut in run.written], days_ago(2, 9), due)
+    assert_every_cut_off([cut for run in runs for cut in run.written], days_ago(2, 8, 15), due)
 
 
 @on_postgres
