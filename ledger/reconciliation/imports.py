@@ -9,9 +9,10 @@ The caller's unit of work commits; any refused line raises, and the whole import
 back with it.
 
 Two writers, one behaviour: on PostgreSQL the batches are streamed with COPY into a
-temporary table and stored by one INSERT … SELECT at the end (about 10× fewer round
-trips and statements than multi-row INSERTs: see benchmarks/RESULTS.md); elsewhere each
-batch is a multi-row INSERT.
+temporary table and stored a segment at a time by one INSERT … SELECT (about 10× fewer
+round trips and statements than multi-row INSERTs: see benchmarks/RESULTS.md), while a
+thread parses the lines that follow, so the database's work and Python's overlap;
+elsewhere each batch is a multi-row INSERT.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import asyncio
 import hashlib
 import io
 import itertools
+import queue
 import secrets
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,8 +48,12 @@ from onetrip.pagination import page
 
 SOURCES = ("stripe_balance", "stripe_payout_recon", "bank_csv", "camt053")
 BATCH = 500
-#: lines per COPY batch on PostgreSQL (memory is held for one batch at a time)
+#: lines per COPY batch on PostgreSQL
 COPY_BATCH = 5000
+#: lines staged before they are stored (one INSERT … SELECT): while the database stores
+#: a segment, the next one is parsed (PARSE_AHEAD batches at most are held in memory)
+SEGMENT = 50_000
+PARSE_AHEAD = 10
 #: new records after which an import refreshes the table's planner statistics
 ANALYZE_AFTER = 10_000
 #: how many in-file duplicates a refusal lists (the count is always exact)
@@ -231,26 +238,51 @@ async def import_file(
 
 
 async def _write_parsed(lines: Iterator[Line], writer: _Writer) -> None:
-    """Files are parsed in a worker thread a batch at a time — the event loop keeps
-    serving other requests while a long statement is read — and the next batch is
-    parsed while this one is written, so the database's work overlaps Python's."""
+    """Files are parsed in a thread of their own, up to PARSE_AHEAD batches ahead of the
+    writer — the event loop keeps serving other requests while a long statement is
+    read, and while the database stores one segment the next is parsed, so the
+    database's work overlaps Python's. Memory holds those batches at most."""
+    chunks: queue.Queue[list[Line] | BaseException | None] = queue.Queue(PARSE_AHEAD)
+    stop = threading.Event()
 
-    def parse() -> list[Line]:
-        return list(itertools.islice(lines, writer.batch_size))
+    def put(item: list[Line] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    upcoming = asyncio.ensure_future(asyncio.to_thread(parse))
+    def parse() -> None:
+        try:
+            while chunk := list(itertools.islice(lines, writer.batch_size)):
+                if not put(chunk):
+                    return  # the writer stopped (a refusal): nothing more is read
+        except BaseException as exc:  # a refused line: raised by the writer's side
+            put(exc)
+            return
+        put(None)
+
+    parser = threading.Thread(target=parse, name="reconciliation-parse", daemon=True)
+    parser.start()
     try:
-        while chunk := await upcoming:
-            upcoming = asyncio.ensure_future(asyncio.to_thread(parse))
-            for line in chunk:
+        while True:
+            try:
+                item = chunks.get_nowait()
+            except queue.Empty:
+                item = await asyncio.to_thread(chunks.get)
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            for line in item:
                 await writer.add(line)
     finally:
-        if not upcoming.done():
-            # A refusal while the next batch is parsed: let that thread finish (it
-            # cannot be interrupted) before the caller rolls back and closes the file.
-            await asyncio.wait([upcoming])
-        if not upcoming.cancelled():
-            upcoming.exception()  # retrieved: the refusal being raised is the one reported
+        # The thread cannot be interrupted mid-line: stop it and let it finish before
+        # the caller rolls back and closes the file.
+        stop.set()
+        await asyncio.to_thread(parser.join)
 
 
 class _Writer:
@@ -415,9 +447,9 @@ def record_ids() -> Iterator[str]:
 
 class _CopyWriter(_Writer):
     """PostgreSQL: batches streamed with COPY into a temporary table (dropped at commit
-    or rollback), then every new line stored by one INSERT … SELECT … ON CONFLICT DO
-    NOTHING. In-file repeats are found first, by one GROUP BY, so a refused file
-    writes nothing."""
+    or rollback); every SEGMENT lines, the new ones stored by one INSERT … SELECT … ON
+    CONFLICT DO NOTHING and the table emptied. A refused file (in-file repeats, found
+    from the lines a segment did not store) writes nothing: the transaction rolls back."""
 
     batch_size = COPY_BATCH
 
@@ -425,6 +457,7 @@ class _CopyWriter(_Writer):
         super().__init__(*args)
         self.staging = f"reconciliation_staging_{self.import_id}"
         self.rows: list[tuple[Any, ...]] = []
+        self.staged = 0  # lines in the staging table, not yet stored
         self.ids = record_ids()
 
     async def _driver(self) -> Any:
@@ -485,56 +518,39 @@ class _CopyWriter(_Writer):
             return
         driver = await self._driver()
         await driver.copy_records_to_table(self.staging, records=rows, columns=_COPY_COLUMNS)
+        self.staged += len(rows)
         if self.progress is not None:
             self.progress(len(rows))
+        if self.staged >= SEGMENT:
+            await self._store_segment()
 
     async def finish(self) -> None:
         await self.flush()
-        if not self.lines:
+        await self._store_segment()
+        await self.session.execute(text(f'DROP TABLE "{self.staging}"'))
+        if self.new >= ANALYZE_AFTER:
+            # Fresh statistics before anything reads them (the booking below, in this
+            # transaction, and the next reconciliation run): planned with the counts of
+            # an emptier table, their joins degrade to a scan per record (measured:
+            # 20,000 records took minutes). ANALYZE sees this transaction's own rows.
+            await self.session.execute(text("ANALYZE reconciliation_external_records"))
+
+    async def _store_segment(self) -> None:
+        """Store the staged lines (a segment of the file) with one INSERT … SELECT …
+        ON CONFLICT DO NOTHING, in line order, then empty the staging table. A staged
+        line not stored as itself is either a line an earlier import holds (skipped) or a
+        repeat of an earlier line of this file, in this segment or an earlier one
+        (counted and listed; the import is then refused, and the caller's transaction
+        rolls back every segment stored before)."""
+        if not self.staged:
             return
-        params = {"source": self.source, "namespace": self.namespace}
-        # A temporary table has no statistics until analysed (autovacuum never sees it):
-        # the repeats' anti-join below would be planned for an empty table.
-        await self.session.execute(text(f'ANALYZE "{self.staging}"'))
-        # Repeats of a line of this file that no earlier import holds (those are simply
-        # skipped, as by the other writer); the first LISTED_DUPLICATES in line order.
-        repeats = await self.session.execute(
-            text(
-                f"""
-                WITH repeated AS (
-                    SELECT s.external_id, array_agg(s.line_no ORDER BY s.line_no) AS lines
-                      FROM "{self.staging}" s
-                     GROUP BY s.external_id
-                    HAVING count(*) > 1
-                       AND NOT EXISTS (
-                           SELECT FROM reconciliation_external_records r
-                            WHERE r.source = :source AND r.namespace = :namespace
-                              AND r.external_id = s.external_id)
-                )
-                SELECT external_id, lines, sum(cardinality(lines) - 1) OVER () AS total
-                  FROM repeated
-                 ORDER BY lines[2]
-                 LIMIT {LISTED_DUPLICATES}
-                """
-            ),
-            params,
-        )
-        listed: list[tuple[int, int, str]] = []
-        for external_id, line_nos, total in repeats:
-            self.repeated_count = int(total)
-            listed += [(later, line_nos[0], external_id) for later in line_nos[1:]]
-        self.repeated = [
-            {"field": f"line {later}", "message": f"repeats line {first} ({external_id})"}
-            for later, first, external_id in sorted(listed)[:LISTED_DUPLICATES]
-        ]
-        if self.repeated_count:
-            return  # refused by refuse_duplicates: nothing is stored
+        staged, self.staged = self.staged, 0
         stored = await self.session.execute(
             text(
                 f"""
                 WITH stored AS (
                     INSERT INTO reconciliation_external_records ({_COLUMN_LIST})
-                    SELECT {_COLUMN_LIST} FROM "{self.staging}"
+                    SELECT {_COLUMN_LIST} FROM "{self.staging}" ORDER BY line_no
                     ON CONFLICT (source, namespace, external_id) DO NOTHING
                     RETURNING currency, amount
                 )
@@ -543,18 +559,45 @@ class _CopyWriter(_Writer):
                 """
             )
         )
+        new = 0
         for currency, count, amount in stored:
-            self.new += int(count)
+            new += int(count)
             self.totals[currency]["new_lines"] += int(count)
             self.totals[currency]["new_amount"] += int(amount)
-        self.skipped = self.lines - self.new
-        await self.session.execute(text(f'DROP TABLE "{self.staging}"'))
-        if self.new >= ANALYZE_AFTER:
-            # Fresh statistics before anything reads them (the booking below, in this
-            # transaction, and the next reconciliation run): planned with the counts of
-            # an emptier table, their joins degrade to a scan per record (measured:
-            # 20,000 records took minutes). ANALYZE sees this transaction's own rows.
-            await self.session.execute(text("ANALYZE reconciliation_external_records"))
+        self.new += new
+        if new < staged:
+            await self._sort_out_segment(staged - new)
+        await self.session.execute(text(f'TRUNCATE "{self.staging}"'))
+
+    async def _sort_out_segment(self, not_stored: int) -> None:
+        # The records this file's lines collided with: this import's own (a repeat of an
+        # earlier line) or an earlier import's (skipped). One probe per line not stored.
+        await self.session.execute(text(f'ANALYZE "{self.staging}"'))
+        repeats = await self.session.execute(
+            text(
+                f"""
+                SELECT s.line_no, r.line_no AS first, s.external_id,
+                       count(*) OVER () AS total
+                  FROM "{self.staging}" s
+                  JOIN reconciliation_external_records r
+                    ON r.source = s.source AND r.namespace = s.namespace
+                   AND r.external_id = s.external_id
+                 WHERE r.import_id = :import_id AND r.id <> s.id
+                 ORDER BY s.line_no
+                 LIMIT {LISTED_DUPLICATES}
+                """
+            ),
+            {"import_id": self.import_id},
+        )
+        repeated = 0
+        for later, first, external_id, total in repeats:
+            repeated = int(total)
+            if len(self.repeated) < LISTED_DUPLICATES:
+                self.repeated.append(
+                    {"field": f"line {later}", "message": f"repeats line {first} ({external_id})"}
+                )
+        self.repeated_count += repeated
+        self.skipped += not_stored - repeated
 
 
 async def list_imports(

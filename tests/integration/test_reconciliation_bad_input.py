@@ -135,6 +135,46 @@ async def test_duplicated_lines_are_refused_with_their_line_numbers(
     assert await counts() == (1, 10)  # only the good import
 
 
+@pytest.fixture
+def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL stores a file a segment at a time: make segments a few lines long."""
+    from ledger.reconciliation import imports
+
+    monkeypatch.setattr(imports, "COPY_BATCH", 5)
+    monkeypatch.setattr(imports, "SEGMENT", 12)
+
+
+async def test_repeats_in_later_segments_are_refused_and_nothing_is_kept(
+    app_client: Any, finance: str, small_segments: None
+) -> None:
+    lines = long_month(60)
+    good = await upload(
+        app_client, finance, "bank_csv", "good.csv", fx.gbk_csv(lines[:10]), profile="icbc-hangzhou"
+    )
+    assert good.status_code == 201, good.text
+    # line 10 (held by the earlier import) twice: skipped, not refused; lines 24 and 40
+    # again in later segments; line 52 again right after itself (the same segment)
+    twice = [*lines[:50], lines[6], lines[20], lines[48], lines[48], *lines[50:], lines[36]]
+    answer = await upload(
+        app_client, finance, "bank_csv", "dup.csv", fx.gbk_csv(twice), profile="icbc-hangzhou"
+    )
+    problem = refused(answer, "import_duplicate_lines")
+    assert problem["errors"] == [
+        {"field": "line 55", "message": f"repeats line 24 ({lines[20].ref})"},
+        {"field": "line 56", "message": f"repeats line 52 ({lines[48].ref})"},
+        {"field": "line 57", "message": f"repeats line 52 ({lines[48].ref})"},
+        {"field": "line 68", "message": f"repeats line 40 ({lines[36].ref})"},
+    ]
+    assert problem["detail"].startswith("4 line(s) repeat an earlier line")
+    assert await counts() == (1, 10)  # only the good import
+
+    whole = await upload(
+        app_client, finance, "bank_csv", "all.csv", fx.gbk_csv(lines), profile="icbc-hangzhou"
+    )
+    assert whole.json()["summary"] == "50 new, 10 already imported", whole.text
+    assert [r.external_id for r in await records()] == [x.ref for x in lines]
+
+
 async def test_a_line_in_another_currency_is_refused(app_client: Any, finance: str) -> None:
     rows = [
         ("2026-11-03", "1260.00", "CNY", "张三", "机动车驾驶证", "E2E-001"),
