@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table, TypeDecorator, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -98,6 +99,15 @@ def make_engine(url: str | None = None, **kwargs: Any) -> AsyncEngine:
     # creations, 16 at a time). A `_PoolGuard` catches what a restart leaves in the pool
     # without a round trip; connections are also recycled.
     kwargs.setdefault("pool_recycle", 1800)
+    if make_url(url).get_driver_name() == "asyncpg":
+        # No JIT: PostgreSQL compiles a statement whose estimated cost passes
+        # jit_above_cost, and our reads' estimates do (a LATERAL sum per account, planned
+        # for the rows an index range might hold): compiling took ~330 ms of a trial
+        # balance whose execution took 45 ms (30 M payments, benchmarks/RESULTS.md).
+        # An OLTP service's statements are short; the long ones are set-based scans
+        # that JIT shortens by less than it costs here.
+        settings = kwargs.setdefault("connect_args", {}).setdefault("server_settings", {})
+        settings.setdefault("jit", "off")
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.driver == "asyncpg":
         guard = _PoolGuard()
