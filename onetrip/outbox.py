@@ -120,10 +120,10 @@ _subscribers: dict[str, list[Any]] = defaultdict(list)
 #: Actors that take several events in one message (`events=[...]`): `@consumes` ones.
 _batched: set[Any] = set()
 #: At most this many events in one message to one actor. A relay pass splits an actor's
-#: events into at least BATCH_SPREAD messages (when it has that many), so the workers'
-#: processes and threads still share them.
+#: events into at least BATCH_SPREAD messages (when it has that many), so two worker
+#: processes still share them; more would leave few batches at a trickle of events.
 BATCH_MAX = 20
-BATCH_SPREAD = 4
+BATCH_SPREAD = 2
 
 
 def subscribe(*event_types: str, batches: bool = False) -> Callable[[Any], Any]:
