@@ -137,7 +137,12 @@ def _run_counted_worker(stats_path: str, worker_args: list[str], skipped: set[st
             counts[key] += 1
 
     def on_statement(conn, cursor, statement, parameters, context, executemany):
-        bump(f"sql|{running.get()}|{statement_shape(statement)}")
+        shape = statement_shape(statement)
+        bump(f"sql|{running.get()}|{shape}")
+        # compiled for this call: not from SQLAlchemy's cache ("no key", "generated")
+        stats = context._get_cache_stats() if context is not None else ""
+        if stats.startswith(("no key", "generated")):
+            bump(f"compiled|{running.get()}|{shape}")
 
     event.listen(Engine, "before_cursor_execute", on_statement)
 
@@ -211,9 +216,12 @@ def report_counts(delta: collections.Counter[str], matters: int, *, shapes: int 
     """Messages, statements and round trips per matter, by actor and statement shape."""
     by_actor: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     by_shape: collections.Counter[str] = collections.Counter()
+    compiled: collections.Counter[str] = collections.Counter()
     for key, n in delta.items():
         kind, actor, what = key.split("|", 2)
-        if kind == "msg":
+        if kind == "compiled":
+            compiled[f"{actor}: {what}"] += n
+        elif kind == "msg":
             by_actor[actor]["messages"] += n
         elif kind == "sql":
             by_actor[actor]["statements"] += n
@@ -243,6 +251,12 @@ def report_counts(delta: collections.Counter[str], matters: int, *, shapes: int 
         return
     print(f"\nstatements per paid matter, by actor and shape (top {shapes}):")
     for shape, n in by_shape.most_common(shapes):
+        print(f"  {n / matters:6.2f}  {shape}")
+    print(
+        f"\nstatements compiled (not from SQLAlchemy's cache) per paid matter: "
+        f"{sum(compiled.values()) / matters:.2f}"
+    )
+    for shape, n in compiled.most_common(10):
         print(f"  {n / matters:6.2f}  {shape}")
 
 

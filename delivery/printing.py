@@ -265,12 +265,10 @@ async def _gather_counted(
         }
         for position, license in enumerate(ready, start=1)
     ]
-    claim = (
-        insert_ignoring_conflicts(session, PrintRunItem.__table__, ["license_id", "print_no"])
-        .values(rows)
-        .returning(PrintRunItem.__table__.c.license_id)
-    )
-    claimed = set((await session.execute(claim)).scalars())
+    claim = insert_ignoring_conflicts(
+        session, PrintRunItem.__table__, ["license_id", "print_no"]
+    ).returning(PrintRunItem.__table__.c.license_id)
+    claimed = set((await session.execute(claim, rows)).scalars())  # one cached statement
     if not claimed:  # every one was taken by a concurrent run meanwhile
         await session.execute(delete(runs).where(runs.c.id == run_id))
         return None, full

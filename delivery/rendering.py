@@ -204,10 +204,13 @@ async def store_documents(session: AsyncSession, license_id: str, drawn: Sequenc
         if latest.get(document.kind, (0, None))[1] != document.sha256
     ]
     if new:
+        # Rows as parameters of one cached statement: `.values([...])` with several rows
+        # is compiled anew for every licence.
         await session.execute(
             insert_ignoring_conflicts(
                 session, LicenseDocument.__table__, ["license_id", "kind", "version"]
-            ).values(new)
+            ),
+            new,
         )
 
 

@@ -100,17 +100,16 @@ async def first_consumptions(
         return set()
     now = utcnow()
     table = ConsumedEvent.__table__
-    stmt = (
-        insert_ignoring_conflicts(session, table, ["consumer", "event_id"])
-        .values(
-            [
-                {"consumer": consumer, "event_id": event_id, "consumed_at": now}
-                for event_id in sorted(set(event_ids))
-            ]
-        )
-        .returning(table.c.event_id)
+    # Rows as parameters of one cached statement (SQLAlchemy packs them into multi-row
+    # INSERTs); `.values([...])` would be compiled anew for every call.
+    stmt = insert_ignoring_conflicts(session, table, ["consumer", "event_id"]).returning(
+        table.c.event_id
     )
-    return set((await session.execute(stmt)).scalars())
+    rows = [
+        {"consumer": consumer, "event_id": event_id, "consumed_at": now}
+        for event_id in sorted(set(event_ids))
+    ]
+    return set((await session.execute(stmt, rows)).scalars())
 
 
 # --- subscriptions: which actors hear which event types -----------------------------
