@@ -39,6 +39,7 @@ import functools
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -191,6 +192,21 @@ def read_counts(path: Path) -> collections.Counter[str]:
         return collections.Counter(json.loads(path.read_text()))
     except (OSError, ValueError):
         return collections.Counter()
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (the HTTP client paying the matters, and the polling)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def backends_cpu(db: asyncpg.Connection) -> float:
+    """CPU seconds of the database's backends now open (those that exit take theirs)."""
+    pids = await db.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid()"
+    )
+    return sum(found[1] for row in pids if (found := _stat(row["pid"])) is not None)
 
 
 #: seconds the workers are watched doing nothing before the payments, for their idle rate
@@ -487,6 +503,8 @@ async def main() -> None:
                 "workers": sum(tree_cpu(p.pid) for p in worker_processes),
                 "api": tree_cpu(serve_process.pid),
                 "relay": tree_cpu(relay_process.pid),
+                "postgres": await backends_cpu(db),
+                "client": own_cpu(),
             }
             counts_before = sum((read_counts(f) for f in stats_files), collections.Counter())
             spies = []
@@ -515,6 +533,8 @@ async def main() -> None:
                 "workers": sum(tree_cpu(p.pid) for p in worker_processes),
                 "api": tree_cpu(serve_process.pid),
                 "relay": tree_cpu(relay_process.pid),
+                "postgres": await backends_cpu(db),
+                "client": own_cpu(),
             }
             await asyncio.sleep(1)  # the counters are written every half second
             counts_after = sum((read_counts(f) for f in stats_files), collections.Counter())
@@ -554,6 +574,10 @@ async def main() -> None:
                 f"| {per['workers']:.1f} ms | {idle:.1f} ms ({1000 * idle_rate:.0f} ms/s) "
                 f"| {drained_per:.1f} ms (at {drained_after:.0f} s) "
                 f"| {per['api']:.1f} ms | {per['relay']:.1f} ms |"
+            )
+            print(
+                f"\nand, until all dispatched: PostgreSQL backends {per['postgres']:.1f} ms, "
+                f"this benchmark's HTTP client {per['client']:.1f} ms per paid matter"
             )
             print("\nuntil all dispatched:")
             counts_after.subtract(counts_before)
