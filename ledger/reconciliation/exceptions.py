@@ -323,8 +323,13 @@ async def _match(
     others = []
     for other_id in match_with:
         other = await _item(session, other_id)
+        # A scoped key pairs only what it sees: its departments' ledger items, and
+        # records of no department (bank lines, payouts) or of its own (a Stripe charge's
+        # metadata names its department: another's is that department's to pair).
         if other is None or (
-            other.kind == "ledger" and scope is not None and other.department not in scope
+            scope is not None
+            and (other.kind == "ledger" or other.department is not None)
+            and other.department not in scope
         ):
             raise _invalid("match_with", f"{other_id} is not a ledger transaction, payout or "
                            "record this key sees", code="match_with_not_found")  # fmt: skip

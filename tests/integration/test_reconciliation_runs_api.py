@@ -171,3 +171,50 @@ async def test_bad_runs_and_bad_resolutions_are_clear_problems(app_client: Any) 
         "/api/v1/reconciliation/exceptions", params={"reason": "lost"}, headers=auth(finance)
     )
     assert bad_reason.status_code == 422 and bad_reason.json()["code"] == "invalid_reason"
+
+
+async def test_a_department_key_cannot_match_its_item_with_another_department_s_record(
+    app_client: Any,
+) -> None:
+    """A finance key of PSB resolves its own exception, but only with what it sees: a
+    Stripe charge of another department (its metadata says so) is not its to pair, or
+    that department's payment would be left without its record."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from ledger.models import external_records
+    from payments.booking import book_payment
+
+    month = await month_imported()
+    async with unit_of_work() as session:  # a PSB payment Stripe never reported
+        stray = fx._payment(999, fx.PASSPORT, datetime(2026, 11, 16, 2, 30, tzinfo=UTC))
+        session.add(stray)
+        await book_payment(session, stray)
+    psb = await make_key("finance", ["PSB"])
+    run = await app_client.post(
+        "/api/v1/reconciliation/runs", json={**NOVEMBER, "department": "PSB"}, headers=auth(psb)
+    )
+    assert run.status_code == 201, run.text
+    queue = await app_client.get(
+        "/api/v1/reconciliation/exceptions", params={"status": "open"}, headers=auth(psb)
+    )
+    [mine] = [e for e in queue.json()["data"] if e["department"] == "PSB"]
+    nrb_payment = next(p for p in month.payments if p.department == "NRB")
+    async with get_database().session() as session:
+        nrb_record = await session.scalar(
+            select(external_records.c.id).where(external_records.c.payment_id == nrb_payment.id)
+        )
+    assert nrb_record is not None
+
+    answer = await app_client.post(
+        f"/api/v1/reconciliation/exceptions/{mine['id']}/resolve",
+        json={"action": "match", "reason": "对账", "match_with": [nrb_record]},
+        headers=auth(psb, "cross-department"),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "match_with_not_found"
+    still = await app_client.get(
+        f"/api/v1/reconciliation/exceptions/{mine['id']}", headers=auth(psb)
+    )
+    assert still.json()["status"] == "open"
