@@ -327,11 +327,9 @@ def render_pdf(report: SettlementReport) -> bytes:
     document.add(
         GridTable(
             columns=(Column("日期 Day", first_width), *amount_cols),
-            rows=tuple(
-                (f"{d.day:%Y-%m-%d}", *amounts(d.totals))
-                for d in report.by_day
-                if d.totals != Totals()
-            )
+            # Every day of the period, as in the CSV and the workbook: a day with nothing
+            # shows its zeros rather than being missing from the list.
+            rows=tuple((f"{d.day:%Y-%m-%d}", *amounts(d.totals)) for d in report.by_day)
             or (("—", "", "", "", "", ""),),
             left=left,
         ),

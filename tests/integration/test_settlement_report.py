@@ -359,6 +359,10 @@ async def test_every_format_renders_the_same_numbers(db: Database, tmp_path: Pat
     assert formats_amount(report.totals.net) in extracted
     assert formats_amount(report.in_transit) in extracted
     assert UNKNOWN_MATTER not in extracted.split("按事项")[1].split("按日")[0]
+    # every day of the period, as in the CSV and the workbook, the empty ones included
+    days_listed = extracted.split("按日")[1].split("出款")[0]
+    assert any(d.totals.collected == 0 for d in report.by_day)
+    assert all(f"{d.day:%Y-%m-%d}" in days_listed for d in report.by_day)
 
 
 def formats_amount(amount: int) -> str:
