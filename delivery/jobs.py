@@ -48,11 +48,18 @@ DRAWING_QUEUE = "delivery_drawing"
 DRAWING_PRIORITY = 10
 
 
+async def _keep_many(
+    session: AsyncSession, batch: list[tuple[Event, rendering.DrawnLicense | None]]
+) -> None:
+    await rendering.keep_many_documents(session, [drawn for _, drawn in batch if drawn])
+
+
 @consumes(
     "license.issued",
     consumer="delivery.render",
     queue=DRAWING_QUEUE,
     prepare=_draw_license,
+    handle_many=_keep_many,
     priority=DRAWING_PRIORITY,
 )
 async def render_license(

@@ -154,6 +154,70 @@ async def keep_documents(session: AsyncSession, drawn: DrawnLicense) -> bool:
         return await _keep_unsigned(session, drawn)
 
 
+async def keep_many_documents(session: AsyncSession, drawn: Sequence[DrawnLicense]) -> None:
+    """`keep_documents` for several licences in one set of statements (a consumer's
+    batch): the licences' locks and moves in `move_licenses`' few statements, then every
+    licence's documents in two. The same checks: a licence no longer `issued` is left
+    alone; one signed again since its drawing stops the batch (the consumer then keeps
+    each licence on its own, and that one fails alone)."""
+    by_id = {d.license_id: d for d in drawn}
+
+    async def check(license: Any) -> None:
+        if license.verify_code is None:
+            raise _NotSigned
+        if license.verify_code != by_id[license.id].verify_code:
+            raise RuntimeError(f"licence {license.id} changed while it was drawn; draw again")
+
+    try:
+        moved = await move_licenses(session, list(by_id), "render", before=check)
+    except _NotSigned:  # issued before codes were signed at issue: one by one
+        for one in drawn:
+            await keep_documents(session, one)
+        return
+    await store_many_documents(session, [(row.id, by_id[row.id].documents) for row in moved.moved])
+
+
+async def store_many_documents(
+    session: AsyncSession, documents: Sequence[tuple[str, Sequence[Drawn]]]
+) -> None:
+    """`store_documents` for several licences: the latest version of each licence's
+    kinds in one read, the new versions in one (cached) statement."""
+    if not documents:
+        return
+    docs = LicenseDocument.__table__.c
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    rows = await session.execute(
+        select(docs.license_id, docs.kind, docs.version, docs.sha256)
+        .where(docs.license_id.in_([license_id for license_id, _ in documents]))
+        .order_by(docs.license_id, docs.kind, docs.version)
+    )
+    for license_id, kind, version, sha256 in rows:
+        latest[(license_id, kind)] = (version, sha256)  # ascending versions: the last wins
+    now = utcnow()
+    new = [
+        {
+            "license_id": license_id,
+            "kind": document.kind,
+            "version": latest.get((license_id, document.kind), (0, None))[0] + 1,
+            "content": document.content,
+            "sha256": document.sha256,
+            "pages": document.pages,
+            "font": document.font,
+            "rendered_at": now,
+        }
+        for license_id, drawn in documents
+        for document in drawn
+        if latest.get((license_id, document.kind), (0, None))[1] != document.sha256
+    ]
+    if new:
+        await session.execute(
+            insert_ignoring_conflicts(
+                session, LicenseDocument.__table__, ["license_id", "kind", "version"]
+            ),
+            new,
+        )
+
+
 class _NotSigned(Exception):
     pass
 
@@ -179,39 +243,7 @@ async def _keep_unsigned(session: AsyncSession, drawn: DrawnLicense) -> bool:
 async def store_documents(session: AsyncSession, license_id: str, drawn: Sequence[Drawn]) -> None:
     """`store_document` for each drawn document of a licence, in two statements: the
     latest version of each kind, then the new versions (none when all are the same)."""
-    docs = LicenseDocument.__table__.c
-    latest: dict[str, tuple[int, str]] = {}
-    rows = await session.execute(
-        select(docs.kind, docs.version, docs.sha256)
-        .where(docs.license_id == license_id, docs.kind.in_([d.kind for d in drawn]))
-        .order_by(docs.kind, docs.version)
-    )
-    for kind, version, sha256 in rows:
-        latest[kind] = (version, sha256)  # ascending versions: the last wins
-    now = utcnow()
-    new = [
-        {
-            "license_id": license_id,
-            "kind": document.kind,
-            "version": latest[document.kind][0] + 1 if document.kind in latest else 1,
-            "content": document.content,
-            "sha256": document.sha256,
-            "pages": document.pages,
-            "font": document.font,
-            "rendered_at": now,
-        }
-        for document in drawn
-        if latest.get(document.kind, (0, None))[1] != document.sha256
-    ]
-    if new:
-        # Rows as parameters of one cached statement: `.values([...])` with several rows
-        # is compiled anew for every licence.
-        await session.execute(
-            insert_ignoring_conflicts(
-                session, LicenseDocument.__table__, ["license_id", "kind", "version"]
-            ),
-            new,
-        )
+    await store_many_documents(session, [(license_id, drawn)])
 
 
 async def store_document(session: AsyncSession, license_id: str, document: Drawn) -> int:

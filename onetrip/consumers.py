@@ -118,11 +118,16 @@ async def consumed_among(consumer: str, event_ids: list[str]) -> set[str]:
         return set((await connection.execute(stmt)).scalars())
 
 
+#: `handle_many(session, [(event, prepared), ...])`: a batch's events applied together
+HandleMany = Callable[[Any, list[tuple[Event, Any]]], Awaitable[None]]
+
+
 def consumes(
     *event_types: str,
     consumer: str,
     queue: str,
     prepare: Prepare | None = None,
+    handle_many: HandleMany | None = None,
     **actor_options: Any,
 ) -> Callable[[Callable[..., Awaitable[None]]], dramatiq.Actor]:
     """Declare an actor that applies each event of `event_types` once for `consumer`.
@@ -131,6 +136,12 @@ def consumes(
     `prepare`; it must not commit (the unit of work does, with the mark). `consumer`
     names the effect, not the function: keep it stable, since renaming it makes every
     past event look unconsumed. `actor_options` go to `onetrip.jobs.actor` (retries…).
+
+    `handle_many(session, [(event, prepared), ...])`, if given, applies a batch's
+    unconsumed events in one call (set-based: a few statements for all of them) where
+    the handler would be called once per event; it must have the same effect as the
+    handler called for each, in order (`prepared` is None without `prepare`). A single
+    event, and each event of a batch that failed, still goes through the handler.
     """
     if not event_types:
         raise ValueError("consumes() needs at least one event type")
@@ -162,8 +173,14 @@ def consumes(
             try:
                 async with unit_of_work() as session:
                     first = await first_consumptions(session, consumer, [e.id for e, _ in ready])
-                    for event, arguments in ready:
-                        if event.id in first:
+                    todo = [(event, arguments) for event, arguments in ready if event.id in first]
+                    if handle_many is not None and len(todo) > 1:
+                        await handle_many(
+                            session,
+                            [(event, (arguments or (None,))[0]) for event, arguments in todo],
+                        )
+                    else:
+                        for event, arguments in todo:
                             await handler(session, event, *arguments)
                 ready = []
             except Exception:

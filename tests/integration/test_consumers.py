@@ -82,6 +82,32 @@ async def consumers_test_prepared(session: AsyncSession, event: Event, drawn: st
     await _apply(session, "test.consumers.prepared", event, drawn)
 
 
+MANY_EVENT = "test.consumers.many"
+
+
+async def _apply_many(session: AsyncSession, batch: list[tuple[Event, Any]]) -> None:
+    for event, _ in batch:
+        await record_event(
+            session,
+            EFFECT,
+            {"consumer": "test.consumers.many", "cause": event.id, "n": 0, "extra": "together"},
+        )
+    if _count("test.consumers.many:batch"):
+        raise Boom("the set-based path fails after writing its effects")
+
+
+@consumes(
+    MANY_EVENT,
+    consumer="test.consumers.many",
+    queue=QUEUE,
+    handle_many=_apply_many,
+    min_backoff=10,
+    max_backoff=20,
+)
+async def consumers_test_many(session: AsyncSession, event: Event) -> None:
+    await _apply(session, "test.consumers.many", event)
+
+
 @pytest.fixture
 def broker(db):  # type: ignore[no-untyped-def]
     """The StubBroker the `db` fixture configured, empty, with fresh counters."""
@@ -279,6 +305,28 @@ async def test_one_failing_event_does_not_hold_back_its_batch(broker) -> None:  
     plain = [cause for consumer, cause, _ in await effects() if consumer == "test.consumers.plain"]
     assert plain == applied
     assert await marks("test.consumers.prepared") == sorted(ids)
+
+
+async def test_a_batch_goes_through_handle_many_and_falls_back_to_the_handler(broker) -> None:  # type: ignore[no-untyped-def]
+    async def publish_many_of(n: int) -> list[str]:
+        async with unit_of_work() as session:
+            ids = [await record_event(session, MANY_EVENT, {"n": i}) for i in range(n)]
+        assert await relay_batch() >= n  # (and the effects written before: no subscriber)
+        return ids
+
+    together = await publish_many_of(4)  # two batches of two: handle_many each
+    await run_worker(broker)
+    assert await effects() == sorted(("test.consumers.many", i, "together") for i in together)
+    assert calls["test.consumers.many"] == 0  # the per-event handler never ran
+
+    failures["test.consumers.many:batch"] = 99  # the set-based path always fails now
+    alone = await publish_many_of(4)
+    await run_worker(broker)
+    # rolled back with its marks, then each event through the handler: once each
+    assert await marks("test.consumers.many") == sorted(together + alone)
+    mine = [(consumer, extra) for consumer, cause, extra in await effects() if cause in alone]
+    assert mine == [("test.consumers.many", None)] * 4
+    assert calls["test.consumers.many"] == 4, calls
 
 
 def test_a_consumer_name_must_fit_the_consumed_events_table() -> None:

@@ -15,7 +15,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from delivery import jobs, rendering
 from delivery.models import License, LicenseDocument
@@ -231,3 +231,44 @@ async def test_a_licence_issued_without_a_code_is_signed_when_rendered(app_clien
     # the QR code drawn before the signing holds the code the licence got
     (found,) = zxingcpp.read_barcodes(rasterise(pdf, tmp_path))
     assert found.text.endswith(f"/verify/{row.verify_code}")
+
+
+async def test_a_batch_of_issued_licences_is_rendered_together_as_one_by_one(app_client, keys):
+    """The relay hands the renderer a pass's `license.issued` events together: the batch
+    is kept in a few statements (rendering.keep_many_documents), with the same rows as
+    rendering each alone, and a licence no longer issued is left as it is."""
+    licenses = [await issued_license(app_client, keys["psb"]) for _ in range(4)]
+    messages = [await issued_event(license["id"]) for license in licenses]
+    alone = licenses[0]
+    await consume(messages[0])  # rendered on its own first: the batch finds it done
+    before = await documents_of(alone["id"])
+
+    batch = [*messages, dict(messages[1], id=messages[1]["id"] + "-copy")]
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split("(")[0].strip())
+
+    engine = get_database().engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await jobs.render_license.fn.__wrapped__(events=batch)  # type: ignore[attr-defined]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # set-based: the three licences' documents in one statement, their moves in one
+    assert statements.count("INSERT INTO license_documents") == 1, statements
+    assert sum(s.startswith("UPDATE licenses") for s in statements) == 1, statements
+
+    for license in licenses:
+        assert await status_of(license["id"]) == "rendered"
+        docs = await documents_of(license["id"])
+        assert [(d.kind, d.version, d.pages) for d in docs] == [("cover", 1, 1), ("license", 1, 1)]
+        assert all(d.content.startswith(b"%PDF-") for d in docs)
+    assert [d.sha256 for d in await documents_of(alone["id"])] == [d.sha256 for d in before]
+    assert await count_rows("outbox_events", "type = 'license.rendered'") == 4
+    assert await count_rows("state_transitions", "to_state = 'rendered'") == 4
+    # each licence's documents are its own drawing: its number is in its licence PDF
+    for license in licenses:
+        [pdf] = [d for d in await documents_of(license["id"]) if d.kind == "license"]
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+        assert license["license_no"] in text
