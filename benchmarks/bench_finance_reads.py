@@ -454,6 +454,30 @@ async def measure_trial_balance(t_last: datetime, repeat: int) -> list[dict[str,
     return out
 
 
+async def measure_size(
+    conn: asyncpg.Connection,
+    size: int,
+    generated_s: float,
+    t_last: datetime,
+    departments: int,
+    repeat: int,
+) -> dict[str, Any]:
+    """The list pages and the trial balance at the database's present size."""
+    counts = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM payments) AS payments,"
+        " (SELECT count(*) FROM ledger_entries) AS entries,"
+        " (SELECT count(*) FROM ledger_accounts) AS accounts,"
+        " pg_size_pretty(pg_database_size(current_database())) AS size"
+    )
+    return {
+        "size": size,
+        "generated_s": generated_s,
+        "counts": dict(counts),
+        "lists": await measure_lists(await list_cases(conn, departments), repeat),
+        "trial_balance": await measure_trial_balance(t_last, repeat),
+    }
+
+
 async def measure_again(args: argparse.Namespace) -> dict[str, Any]:
     """--reuse NAME: measure again on a database an earlier --keep-db run left."""
     from onetrip.db import Database, set_database
@@ -465,21 +489,10 @@ async def measure_again(args: argparse.Namespace) -> dict[str, Any]:
     set_database(Database(get_settings().database_url))
     conn = await asyncpg.connect(raw)
     try:
-        counts = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM payments) AS payments,"
-            " (SELECT count(*) FROM ledger_entries) AS entries,"
-            " (SELECT count(*) FROM ledger_accounts) AS accounts,"
-            " pg_size_pretty(pg_database_size(current_database())) AS size"
-        )
+        size = await conn.fetchval("SELECT count(*) FROM payments")
         t_last = await conn.fetchval("SELECT max(created_at) FROM payments") + RATE
         departments = await conn.fetchval("SELECT count(*) FROM departments")
-        entry: dict[str, Any] = {
-            "size": counts["payments"],
-            "generated_s": 0.0,
-            "counts": dict(counts),
-            "lists": await measure_lists(await list_cases(conn, departments), args.repeat),
-            "trial_balance": await measure_trial_balance(t_last, args.repeat),
-        }
+        entry = await measure_size(conn, size, 0.0, t_last, departments, args.repeat)
         print_size(entry)
         return {"sizes": [entry]}
     finally:
@@ -547,20 +560,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await conn.execute("VACUUM ANALYZE ledger_transactions")
             await conn.execute("VACUUM ANALYZE ledger_accounts")
             generated_s = time.perf_counter() - started
-            counts = await conn.fetchrow(
-                "SELECT (SELECT count(*) FROM payments) AS payments,"
-                " (SELECT count(*) FROM ledger_entries) AS entries,"
-                " (SELECT count(*) FROM ledger_accounts) AS accounts,"
-                " pg_size_pretty(pg_database_size(current_database())) AS size"
-            )
             t_last = t0 + RATE * size
-            entry: dict[str, Any] = {
-                "size": size,
-                "generated_s": generated_s,
-                "counts": dict(counts),
-                "lists": await measure_lists(await list_cases(conn, args.departments), args.repeat),
-                "trial_balance": await measure_trial_balance(t_last, args.repeat),
-            }
+            entry = await measure_size(
+                conn, size, generated_s, t_last, args.departments, args.repeat
+            )
             if args.before and size == sizes[0]:
                 for index in NEW_INDEXES:
                     await conn.execute(f"DROP INDEX {index}")

@@ -48,24 +48,9 @@ sys.path.insert(0, str(HERE))
 import asyncpg  # noqa: E402
 from bench_payments import create_database, db_url, drop_database  # noqa: E402
 
-COLUMNS = [
-    "automatic_payout_id",
-    "automatic_payout_effective_at",
-    "balance_transaction_id",
-    "created_utc",
-    "available_on_utc",
-    "currency",
-    "gross",
-    "fee",
-    "net",
-    "reporting_category",
-    "source_id",
-    "description",
-    "charge_id",
-    "payment_intent_id",
-    "payment_metadata[payment_id]",
-    "payment_metadata[department]",
-]
+# Stripe's itemized payout report, in the column order the test fixtures write it
+from tests.finance_fixtures import STRIPE_COLUMNS as COLUMNS  # noqa: E402
+
 REFUND_EVERY = 33  # one payment in 33 is refunded (3 %)
 
 
