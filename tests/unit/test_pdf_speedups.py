@@ -64,3 +64,21 @@ def test_qr_rectangles_cover_exactly_the_dark_modules() -> None:
         assert op == "re" and height == "1"
         painted |= {(int(x) + i, int(y)) for i in range(int(width))}
     assert painted == dark and modules == pdf.qr_size(data) == len(barcodes._module_rows(data))
+
+
+def test_streams_are_isal_deflated_and_inflate_with_zlib() -> None:
+    """ISA-L compresses the streams (it is a dependency, so tests run with it) and any
+    reader's zlib inflates them back to what ReportLab wrote."""
+    import zlib
+
+    from isal import isal_zlib
+
+    assert pdf.flate_backend() == "isal"
+    payload = bytes(random.Random(5).randbytes(20_000)) + b"BT /F1 12 Tf (text) Tj ET\n" * 900
+    encoded = pdfdoc.PDFStreamFilterZCompress().encode(payload)
+    assert encoded == isal_zlib.compress(payload, 1)
+    assert encoded != zlib.compress(payload, 1)  # not zlib's own bytes: ISA-L did it
+    assert zlib.decompress(encoded) == payload
+    assert pdfdoc.PDFStreamFilterZCompress().encode("片段 text") == isal_zlib.compress(
+        "片段 text".encode(), 1
+    )
