@@ -13,7 +13,16 @@ from onetrip.settings import get_settings
 # --- licences (helper L): auto-issue on payment -----------------------------------------
 
 
-@consumes("payment.succeeded", consumer="delivery.auto_issue", queue="delivery")
+async def _auto_issue_many(session: AsyncSession, batch: list[tuple[Event, None]]) -> None:
+    await licenses.auto_issue_many(session, [e.payment_id for e, _ in batch if e.payment_id])
+
+
+@consumes(
+    "payment.succeeded",
+    consumer="delivery.auto_issue",
+    queue="delivery",
+    handle_many=_auto_issue_many,
+)
 async def auto_issue_license(session: AsyncSession, event: Event) -> None:
     """Issue the licence of an `auto_issue` matter once it is paid (a repeat: none)."""
     if event.payment_id:

@@ -123,8 +123,7 @@ async def license_of_payment(session: AsyncSession, payment_id: str) -> License 
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _issue(
-    session: AsyncSession,
+def _new_license(
     payment: Payment,
     *,
     license_no: str,
@@ -133,20 +132,13 @@ async def _issue(
     fields: dict[str, str],
     valid_from: date | None,
     valid_until: date | None,
-    number_checked: bool = False,
 ) -> License:
-    """Insert the licence (payment row locked by the caller), sign it, write
-    `license.issued`. The payment's delivery method and address are copied: a
-    redispatch may correct the licence's address later, never the payment's.
-    `number_checked`: the caller found `license_no` free in this transaction already."""
-    if not number_checked and await _license_no_taken(session, payment.department, license_no):
-        raise Conflict(
-            f"licence number {license_no} is taken in department {payment.department}",
-            code="license_no_exists",
-        )
+    """The licence of a payment, not yet signed nor added. The payment's delivery
+    method and address are copied: a redispatch may correct the licence's address
+    later, never the payment's."""
     now = utcnow()
     delivery = payment.delivery or {}
-    license = License(
+    return License(
         id=new_id("lic"),
         department=payment.department,
         payment_id=payment.id,
@@ -164,19 +156,59 @@ async def _issue(
         created_at=now,
         updated_at=now,
     )
+
+
+async def _keep_issued(session: AsyncSession, issued: list[License]) -> None:
+    """Insert signed licences (one statement for all) and write their `license.issued`
+    events (one more)."""
+    session.add_all(issued)
+    await session.flush()
+    await outbox.record_events(
+        session,
+        [
+            outbox.event_values(
+                "license.issued",
+                msgspec.to_builtins(license_event(license)),
+                payment_id=license.payment_id,
+                department=license.department,
+                subject_id=license.id,
+                occurred_at=license.created_at,
+            )
+            for license in issued
+        ],
+    )
+
+
+async def _issue(
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    license_no: str,
+    title: str,
+    holder_name: str,
+    fields: dict[str, str],
+    valid_from: date | None,
+    valid_until: date | None,
+) -> License:
+    """Insert the licence (payment row locked by the caller), sign it, write
+    `license.issued`."""
+    if await _license_no_taken(session, payment.department, license_no):
+        raise Conflict(
+            f"licence number {license_no} is taken in department {payment.department}",
+            code="license_no_exists",
+        )
+    license = _new_license(
+        payment,
+        license_no=license_no,
+        title=title,
+        holder_name=holder_name,
+        fields=fields,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
     # Signed before it is added: one INSERT carries the code (no UPDATE after it).
     await signing.sign_license(session, license)
-    session.add(license)
-    await session.flush()
-    await outbox.record_event(
-        session,
-        "license.issued",
-        msgspec.to_builtins(license_event(license)),
-        payment_id=license.payment_id,
-        department=license.department,
-        subject_id=license.id,
-        occurred_at=now,
-    )
+    await _keep_issued(session, [license])
     return license
 
 
@@ -235,56 +267,97 @@ async def auto_issue(session: AsyncSession, payment_id: str) -> License | None:
     """Issue the licence of a just-paid `auto_issue` matter; None when there is nothing
     to issue (another kind of matter, the payment no longer paid) or the licence exists
     already (a repeated event, or the department issued it first)."""
+    issued = await auto_issue_many(session, [payment_id])
+    return issued[0] if issued else None
+
+
+async def auto_issue_many(session: AsyncSession, payment_ids: Iterable[str]) -> list[License]:
+    """`auto_issue` for several payments at once (a relay pass's `payment.succeeded`
+    events), in a few statements whatever their number: the payments locked in id order
+    (as every writer locks them), one read for their licences and the numbers taken, one
+    key lookup, one INSERT of the licences and one of their events. The licences issued,
+    in payment id order.
+
+    409 `license_no_exists` when every number a payment may take is taken (the caller's
+    unit of work rolls back: the consumer then tries each event alone)."""
+    ids = sorted(set(payment_ids))
+    if not ids:
+        return []
     stmt = (
         select(Payment)
-        .where(Payment.id == payment_id)
+        .where(Payment.id.in_(ids))
+        .order_by(Payment.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    payment = (await session.execute(stmt)).scalar_one_or_none()
-    if payment is None:
-        return None
-    info = await catalogue.matter_info(payment.matter_code, session)
-    if info is None or not (info.auto_issue and info.deliverable):
-        return None
-    today = await department_today(session, payment.department)
-    candidates = auto_license_numbers(payment.department, today.year, payment.id)
-    # One query: the payment's licence, if any, and which of the numbers are taken.
+    paid = []
+    for payment in (await session.execute(stmt)).scalars():
+        info = await catalogue.matter_info(payment.matter_code, session)
+        if info is not None and info.auto_issue and info.deliverable:
+            paid.append(payment)
+    if not paid:
+        return []
+    today = {d: await department_today(session, d) for d in sorted({p.department for p in paid})}
+    numbers = {
+        p.id: auto_license_numbers(p.department, today[p.department].year, p.id) for p in paid
+    }
+    # One query: the payments' licences, if any, and which of their numbers are taken.
+    by_department: dict[str, list[str]] = {}
+    for payment in paid:
+        by_department.setdefault(payment.department, []).extend(numbers[payment.id])
     found = (
         await session.execute(
-            select(License.payment_id, License.license_no).where(
+            select(License.payment_id, License.department, License.license_no).where(
                 or_(
-                    License.payment_id == payment.id,
-                    and_(
-                        License.department == payment.department,
-                        License.license_no.in_(candidates),
+                    License.payment_id.in_([p.id for p in paid]),
+                    *(
+                        and_(License.department == department, License.license_no.in_(wanted))
+                        for department, wanted in by_department.items()
                     ),
                 )
             )
         )
     ).all()
-    if any(row.payment_id == payment.id for row in found):
-        return None
-    try:
-        await _check_issuable(session, payment, looked_for_licence=True)
-    except Conflict as refused:
-        log.info("no licence issued for payment %s: %s", payment.id, refused.detail)
-        return None
-    taken = {row.license_no for row in found}
-    # the shortest free one (the longest, the whole id, is free when the others are not)
-    license_no = next((n for n in candidates if n not in taken), candidates[-1])
-    applicant = payment.applicant or {}
-    return await _issue(
-        session,
-        payment,
-        license_no=license_no,
-        title=payment.matter_name,
-        holder_name=str(applicant.get("name") or payment.reference),
-        fields={"业务编号": payment.reference},
-        valid_from=today,
-        valid_until=None,
-        number_checked=license_no not in taken,
-    )
+    with_licence = {row.payment_id for row in found}
+    taken = {(row.department, row.license_no) for row in found}
+    kid, key = await signing.current_key(session)
+    issued = []
+    for payment in paid:
+        if payment.id in with_licence:
+            continue
+        try:
+            await _check_issuable(session, payment, looked_for_licence=True)
+        except Conflict as refused:
+            log.info("no licence issued for payment %s: %s", payment.id, refused.detail)
+            continue
+        # the shortest free one (the longest, the whole id, is free when the others are)
+        license_no = next(
+            (n for n in numbers[payment.id] if (payment.department, n) not in taken), None
+        )
+        if license_no is None:
+            raise Conflict(
+                f"every automatic licence number of payment {payment.id} is taken in "
+                f"department {payment.department}",
+                code="license_no_exists",
+            )
+        taken.add((payment.department, license_no))
+        applicant = payment.applicant or {}
+        license = _new_license(
+            payment,
+            license_no=license_no,
+            title=payment.matter_name,
+            holder_name=str(applicant.get("name") or payment.reference),
+            fields={"业务编号": payment.reference},
+            valid_from=today[payment.department],
+            valid_until=None,
+        )
+        # Signed before it is added: one INSERT carries the code (no UPDATE after it).
+        license.verify_code = signing.sign_with(license, kid, key)
+        license.signing_kid = kid
+        issued.append(license)
+    if issued:
+        await _keep_issued(session, issued)
+    return issued
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -85,6 +85,14 @@ async def record_event(session: AsyncSession, type: str, data: dict[str, Any], *
     return values["id"]
 
 
+async def record_events(session: AsyncSession, events: list[dict[str, Any]]) -> list[str]:
+    """Add several events (`event_values`) to the caller's transaction in one statement
+    (SQLAlchemy's cached insert, the rows as parameters); returns their ids."""
+    if events:
+        await session.execute(OutboxEvent.__table__.insert(), events)
+    return [values["id"] for values in events]
+
+
 async def first_consumption(session: AsyncSession, consumer: str, event_id: str) -> bool:
     """True the first time `consumer` sees `event_id` (in this transaction's view)."""
     return bool(await first_consumptions(session, consumer, [event_id]))

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from delivery import licenses
+from delivery import licenses, signing
 from delivery.jobs import auto_issue_license
 from onetrip.db import get_database, unit_of_work
 from onetrip.outbox import OutboxEvent, as_message
@@ -162,3 +162,77 @@ def test_automatic_numbers_are_readable_and_derived_from_the_payment() -> None:
     assert numbers[1] == "PSB-2026-00007KX3QF9M"
     assert numbers[2] == "PSB-2026-01JEXAMPLE0000000007KX3QF9M"
     assert licenses.auto_license_numbers("PSB", 2026, "pay_01jexample0000000007kx3qf9m") == numbers
+
+
+async def test_a_batch_of_paid_payments_is_issued_together_as_one_by_one(app_client, keys, permit):
+    """The relay hands auto-issue a pass's `payment.succeeded` events together: they are
+    issued in a few statements (licenses.auto_issue_many) with what each alone would get —
+    a licence for each paid auto-issue payment, the longer number where the short one is
+    taken — and none for a payment the department served first, a matter that does not
+    auto-issue, a refunded payment or a second copy of an event."""
+    payments = [
+        await paid_payment(
+            app_client, keys["psb"], matter_code="residence-permit", reference=f"JZZ-2026-{n:06d}"
+        )
+        for n in range(4)
+    ]
+    manual, refunded = payments[2], payments[3]
+    passport = await paid_payment(app_client, keys["psb"], reference="CRJ-2026-000998")
+    crowded = await paid_payment(
+        app_client, keys["psb"], matter_code="residence-permit", reference="JZZ-2026-000900"
+    )
+    other = await paid_payment(app_client, keys["psb"], reference="CRJ-2026-000999")
+    async with unit_of_work() as session:
+        today = await licenses.department_today(session, "PSB")
+    numbers = licenses.auto_license_numbers("PSB", today.year, crowded["id"])
+    taken = await issue(app_client, keys["psb"], other["id"], license_no=numbers[0])
+    assert taken.status_code == 201, taken.text
+    assert (await issue(app_client, keys["psb"], manual["id"], title="居住证")).status_code == 201
+    refund = await app_client.post(
+        f"/api/v1/payments/{refunded['id']}/refunds",
+        json={"amount": 2000, "reason": "申请人撤回申请"},
+        headers=auth(keys["psb"], "rf-auto-batch"),
+    )
+    assert refund.status_code == 201, refund.text
+
+    messages = [(await succeeded_event(p["id"]))[1] for p in [*payments, passport, crowded]]
+    batch = [*messages, dict(messages[0], id=messages[0]["id"] + "-copy")]
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()[:3]))
+
+    engine = get_database().engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await auto_issue_license.fn.__wrapped__(events=batch)  # type: ignore[attr-defined]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # set-based: one lock of the payments, one licence insert, one event insert
+    assert statements.count("INSERT INTO licenses") == 1, statements
+    assert statements.count("INSERT INTO outbox_events") == 1, statements
+    assert sum(s.startswith("SELECT payments") for s in statements) == 1, statements
+
+    async def licences_of(payment_id: str) -> list[tuple[str, str, str]]:
+        response = await app_client.get(
+            "/api/v1/licenses", params={"payment_id": payment_id}, headers=auth(keys["psb"])
+        )
+        return [(x["license_no"], x["holder_name"], x["status"]) for x in response.json()["data"]]
+
+    for payment in payments[:2]:
+        [(number, holder, status)] = await licences_of(payment["id"])
+        assert number == licenses.auto_license_numbers("PSB", today.year, payment["id"])[0]
+        assert (holder, status) == ("张伟", "issued")
+    [(number, _, _)] = await licences_of(crowded["id"])
+    assert number == numbers[1]  # the short one was taken
+    assert len(await licences_of(manual["id"])) == 1  # the department's own
+    assert await licences_of(refunded["id"]) == []
+    assert await licences_of(passport["id"]) == []
+    assert await count_rows("outbox_events", "type = 'license.issued'") == 5  # 3 + 2 by hand
+    # each issued licence carries a verify code that checks out
+    for payment in [*payments[:2], crowded]:
+        async with get_database().session() as session:
+            row = await licenses.license_of_payment(session, payment["id"])
+            assert row is not None and row.verify_code and row.signing_kid
+            verified = await signing.check_code(session, row.verify_code)
+            assert verified.license.id == row.id and verified.status == "valid"
