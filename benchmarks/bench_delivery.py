@@ -15,6 +15,10 @@ What it does, in order:
   4. measures from the first payment until every licence is `dispatched` (issued by the
      auto-issue consumer, rendered, gathered into print runs, printed to the spool,
      allocated and dispatched), printing the counts per status every second;
+     with `--backlog`, the relay is paused (SIGSTOP) while every matter is paid (their
+     `payment.succeeded` events wait in the outbox), and the clock starts when it is
+     let go (SIGCONT): the time for 1,000 *paid* matters to be dispatched, without the
+     payments' intake sharing the two cores;
   5. checks one print-run entry and one dispatch per licence, prints a markdown row,
      stops the processes, drops the database and the vhost.
 
@@ -351,6 +355,11 @@ async def main() -> None:
         action="store_true",
         help="report CPU seconds and statements / round trips per matter (load-independent)",
     )
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="pay every matter with the relay paused, then let it go and time from there",
+    )
     parser.add_argument("--py-spy", type=Path, help="record each worker with py-spy into DIR")
     parser.add_argument("--py-spy-bin", default="/tmp/tools/bin/py-spy")
     parser.add_argument(
@@ -499,13 +508,26 @@ async def main() -> None:
                 idle_rate = (
                     sum(tree_cpu(p.pid) for p in worker_processes) - idle_from
                 ) / IDLE_WINDOW
-            cpu_before = {
-                "workers": sum(tree_cpu(p.pid) for p in worker_processes),
-                "api": tree_cpu(serve_process.pid),
-                "relay": tree_cpu(relay_process.pid),
-                "postgres": await backends_cpu(db),
-                "client": own_cpu(),
-            }
+
+            def cpu_now() -> dict[str, float]:
+                return {
+                    "workers": sum(tree_cpu(p.pid) for p in worker_processes),
+                    "api": tree_cpu(serve_process.pid),
+                    "relay": tree_cpu(relay_process.pid),
+                    "client": own_cpu(),
+                }
+
+            if options.backlog:
+                for _ in range(60):  # the relay has started: it uses next to no CPU now
+                    before = tree_cpu(relay_process.pid)
+                    await asyncio.sleep(0.5)
+                    if tree_cpu(relay_process.pid) - before < 0.05:
+                        break
+                relay_process.send_signal(signal.SIGSTOP)
+                paying = time.monotonic()
+                await asyncio.gather(*(pay(n) for n in range(options.matters)))
+                print(f"paid {options.matters} in {time.monotonic() - paying:.1f} s; relay goes on")
+            cpu_before = {**cpu_now(), "postgres": await backends_cpu(db)}
             counts_before = sum((read_counts(f) for f in stats_files), collections.Counter())
             spies = []
             if options.py_spy:
@@ -516,8 +538,12 @@ async def main() -> None:
                     record += ["-f", "raw", "-o", str(out), "--nonblocking"]
                     spies.append(spawn([options.py_spy_bin, *record], None, None))
             started = time.monotonic()
-            await asyncio.gather(*(pay(n) for n in range(options.matters)))
-            paid_after = time.monotonic() - started
+            if options.backlog:
+                relay_process.send_signal(signal.SIGCONT)
+                paid_after = 0.0
+            else:
+                await asyncio.gather(*(pay(n) for n in range(options.matters)))
+                paid_after = time.monotonic() - started
             while True:
                 rows = await db.fetch("SELECT status, count(*) FROM licenses GROUP BY status")
                 counts = {r["status"]: r["count"] for r in rows}
@@ -529,13 +555,7 @@ async def main() -> None:
                     raise SystemExit("not all dispatched within 10 minutes")
                 await asyncio.sleep(1)
             total = time.monotonic() - started
-            cpu_after = {
-                "workers": sum(tree_cpu(p.pid) for p in worker_processes),
-                "api": tree_cpu(serve_process.pid),
-                "relay": tree_cpu(relay_process.pid),
-                "postgres": await backends_cpu(db),
-                "client": own_cpu(),
-            }
+            cpu_after = {**cpu_now(), "postgres": await backends_cpu(db)}
             await asyncio.sleep(1)  # the counters are written every half second
             counts_after = sum((read_counts(f) for f in stats_files), collections.Counter())
             drained, drained_after = cpu_after["workers"], total
