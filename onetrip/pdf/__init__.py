@@ -18,9 +18,14 @@ knows nothing of payments or matters.
 
 from __future__ import annotations
 
+import functools
+import re
 import zlib
+from collections import OrderedDict
+from typing import Any
 
 from reportlab import rl_config
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfdoc
 
 from onetrip.pdf.barcodes import (
@@ -114,13 +119,17 @@ _reportlab_array_format = pdfdoc.PDFArray.format
 def _array_format(
     self: pdfdoc.PDFArray, document: pdfdoc.PDFDocument, IND: bytes = b"\n "
 ) -> bytes:
-    # An array of plain ints (a font subset's ~200 glyph Widths) formats each number
-    # through pdfdoc.format and fp_str, ~0.2 ms a licence; fp_str(int) is str(int), so
-    # writing them directly gives the same bytes (layout as ReportLab's, below) in 1/4.
+    # An array of plain numbers (a font subset's ~200 glyph Widths, floats for a
+    # TrueType subset) formats each through pdfdoc.format, fp_str and the pdfdoc codec,
+    # ~1 ms a licence; fp_str(int) is str(int) and fp_str's text is ASCII, so writing
+    # them directly gives the same bytes (layout as ReportLab's, below) in a fraction.
     sequence = self.sequence
-    if not sequence or not all(type(element) is int for element in sequence):
+    if not sequence or not all(type(element) in _NUMBERS for element in sequence):
         return _reportlab_array_format(self, document, IND)
-    items = [b"%d" % element for element in sequence]
+    items = [
+        b"%d" % element if type(element) is int else fp_str(element).encode("ascii")
+        for element in sequence
+    ]
     if (self.multiline and rl_config.pdfMultiLine) or self.multiline == "forced":
         return b"[ " + IND.join(items) + b" ]"
     for index in reversed(range(10, len(items), 10)):  # a line break every 10 numbers
@@ -128,6 +137,51 @@ def _array_format(
     return b"[ " + b" ".join(items) + b" ]"
 
 
+_NUMBERS = (int, float)
+_reportlab_dictionary_format = pdfdoc.PDFDictionary.format
+
+
+@functools.lru_cache(maxsize=1024)
+def _name(key: str) -> bytes:
+    """A dictionary key as ReportLab writes it (`/Name`, escaped): the same few dozen
+    keys in every document, each escaped character by character in Python."""
+    return pdfdoc.format(pdfdoc.PDFName(key), None)
+
+
+def _dictionary_format(
+    self: pdfdoc.PDFDictionary, document: pdfdoc.PDFDocument, IND: bytes = b"\n "
+) -> bytes:
+    # ReportLab's own code, but for the keys' names taken from _name's cache.
+    entries = self.dict
+    keys = list(entries.keys())
+    if not isinstance(entries, OrderedDict):
+        keys.sort()
+    if not all(type(key) is str for key in keys):
+        return _reportlab_dictionary_format(self, document, IND)
+    form = pdfdoc.format
+    lines = [_name(key) + b" " + form(entries[key], document) for key in keys]
+    if (self.multiline and rl_config.pdfMultiLine) or self.multiline == "forced":
+        return b"<<\n" + IND.join(lines) + b"\n>>"
+    for index in reversed(range(6, len(lines), 6)):  # a line break every 6 entries
+        lines.insert(index, b"\n ")
+    return b"<<\n" + b" ".join(lines) + b"\n>>"
+
+
+_reportlab_pdfdoc_encode = pdfdoc.pdfdocEnc
+#: the ASCII characters the pdfdoc encoding has no code for (ReportLab raises on them)
+_NOT_IN_PDFDOC = re.compile("[\x18-\x1f]")
+
+
+def _pdfdoc_encode(text: Any) -> Any:
+    # Every number, name and operator ReportLab writes goes through its Python charmap
+    # codec; for ASCII (all but a few control characters) it is the identity.
+    if type(text) is str and text.isascii() and _NOT_IN_PDFDOC.search(text) is None:
+        return text.encode("ascii")
+    return _reportlab_pdfdoc_encode(text)
+
+
+pdfdoc.PDFDictionary.format = _dictionary_format  # type: ignore[method-assign]
+pdfdoc.pdfdocEnc = _pdfdoc_encode
 pdfdoc.PDFArray.format = _array_format  # type: ignore[method-assign]
 
 __all__ = [

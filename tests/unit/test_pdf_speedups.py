@@ -82,3 +82,59 @@ def test_streams_are_isal_deflated_and_inflate_with_zlib() -> None:
     assert pdfdoc.PDFStreamFilterZCompress().encode("片段 text") == isal_zlib.compress(
         "片段 text".encode(), 1
     )
+
+
+def test_number_arrays_and_dictionaries_are_reportlabs_bytes() -> None:
+    document = pdfdoc.PDFDocument()
+    rng = random.Random(11)
+    for length in (1, 4, 10, 11, 203):
+        for multiline in (True, False, "forced"):
+            numbers = [rng.choice([rng.uniform(-3000, 3000), rng.randint(-9, 9), 0.5, 1000.0])]
+            numbers += [rng.uniform(0, 1000) for _ in range(length - 1)]
+            array = pdfdoc.PDFArray(numbers)
+            array.multiline = multiline
+            assert array.format(document) == pdf._reportlab_array_format(array, document)
+            entries = {f"K{n}#(x)é"[: rng.randint(1, 7)]: value for n, value in enumerate(numbers)}
+            entries["Type"] = pdfdoc.PDFName("Font")
+            entries["Name"] = pdfdoc.PDFString("片段 (text)")
+            dictionary = pdfdoc.PDFDictionary(entries)
+            dictionary.multiline = multiline
+            expected = pdf._reportlab_dictionary_format(dictionary, document)
+            assert dictionary.format(document) == expected
+
+
+def test_pdfdoc_text_is_encoded_as_reportlab_does() -> None:
+    for text in [*map(chr, range(256)), "BT /F1 12 Tf", "éà", "片段", "\x18x", b"raw"]:
+        try:
+            expected = pdf._reportlab_pdfdoc_encode(text)
+        except UnicodeEncodeError:
+            with pytest.raises(UnicodeEncodeError):
+                pdf._pdfdoc_encode(text)
+            continue
+        assert pdf._pdfdoc_encode(text) == expected
+
+
+def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch) -> None:
+    """The whole document, drawn with the kernel's formatting and then with ReportLab's
+    own functions put back: byte for byte the same file."""
+    from datetime import UTC, date, datetime
+
+    from delivery.documents import LicenseData, render_license
+
+    data = LicenseData(
+        license_id="lic_01JSPEEDUPS0000000000000",
+        license_no="浙公驾 330106-2026-000123",
+        title="机动车驾驶证",
+        department_name="杭州市公安局",
+        holder_name="王芳",
+        fields=[("准驾车型", "C1"), ("住址", "浙江省杭州市西湖区文三路 100 号")],
+        valid_from=date(2026, 12, 1),
+        valid_until=date(2032, 12, 1),
+        issued_at=datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
+        verify_url="https://onetrip.gov.cn/verify/" + "x7" * 40,
+    )
+    ours = render_license(data)
+    monkeypatch.setattr(pdfdoc.PDFArray, "format", pdf._reportlab_array_format)
+    monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
+    monkeypatch.setattr(pdfdoc, "pdfdocEnc", pdf._reportlab_pdfdoc_encode)
+    assert render_license(data) == ours
