@@ -126,10 +126,18 @@ def _array_format(
     sequence = self.sequence
     if not sequence or not all(type(element) in _NUMBERS for element in sequence):
         return _reportlab_array_format(self, document, IND)
-    items = [
-        b"%d" % element if type(element) is int else fp_str(element).encode("ascii")
-        for element in sequence
-    ]
+    cache = _FLOAT_TEXT
+    if len(cache) > _FLOAT_TEXT_MAX:
+        cache.clear()
+    items = []
+    for element in sequence:
+        if type(element) is int:
+            items.append(b"%d" % element)
+            continue
+        text = cache.get(element)
+        if text is None:  # a font's few distinct advance widths, formatted once each
+            text = cache[element] = fp_str(element).encode("ascii")
+        items.append(text)
     if (self.multiline and rl_config.pdfMultiLine) or self.multiline == "forced":
         return b"[ " + IND.join(items) + b" ]"
     for index in reversed(range(10, len(items), 10)):  # a line break every 10 numbers
@@ -138,6 +146,10 @@ def _array_format(
 
 
 _NUMBERS = (int, float)
+#: fp_str's text of the floats formatted so far (a font's advance widths: the same few
+#: hundred values in every document), emptied when it grows past its bound
+_FLOAT_TEXT: dict[float, bytes] = {}
+_FLOAT_TEXT_MAX = 10_000
 _reportlab_dictionary_format = pdfdoc.PDFDictionary.format
 
 
