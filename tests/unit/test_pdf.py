@@ -51,6 +51,9 @@ class RecordingCanvas:
 
     def addLiteral(self, text: str) -> None:
         a, _, _, d, e, f = self.matrix
+        if text.startswith("BI "):  # an image mask (QR codes): a rectangle per 1 bit
+            self.rects.extend(_mask_cells(text, self.matrix))
+            return
         assert text.endswith("\nf")
         for match in re.finditer(r"(\S+) (\S+) (\S+) (\S+) re", text):
             x, y, w, h = map(float, match.groups())
@@ -71,6 +74,28 @@ class RecordingCanvas:
                 last = min(columns, round(x1 * scale))
                 pixels[row * columns + first : row * columns + last] = bytes(last - first)
         return memoryview(bytes(pixels)).cast("B", (rows, columns))
+
+
+def _mask_cells(text: str, matrix: tuple[float, ...]) -> list[tuple[float, float, float, float]]:
+    """The page rectangles a 1-bit inline image mask (`/IM true /D [1 0] /F /AHx`, as
+    draw_qr writes it) paints: its first row at the top of the transformed unit square."""
+    match = re.fullmatch(
+        r"BI /W (\d+) /H (\d+) /IM true /D \[1 0\] /F /AHx ID\n([0-9a-f]*)>\nEI", text
+    )
+    assert match, text
+    width, height = int(match[1]), int(match[2])
+    data = bytes.fromhex(match[3])
+    stride = (width + 7) // 8
+    assert len(data) == stride * height
+    a, _, _, d, e, f = matrix
+    cells = []
+    for row in range(height):
+        for column in range(width):
+            if data[row * stride + column // 8] >> (7 - column % 8) & 1:
+                x0, x1 = e + a * column / width, e + a * (column + 1) / width
+                y1, y0 = f + d * (1 - row / height), f + d * (1 - (row + 1) / height)
+                cells.append((x0, y0, x1, y1))
+    return cells
 
 
 def decode(image: memoryview) -> list[str]:
@@ -211,12 +236,13 @@ def test_the_segno_fallback_draws_segnos_matrix_and_decodes(without_zint):
     assert drawn == dark
 
 
-def test_qr_rows_draw_one_rectangle_per_run_of_dark_modules():
+def test_a_qr_code_is_one_small_image_mask_of_its_modules():
     matrix = pdf.qr_matrix(TRACKING_URL)
     canvas = RecordingCanvas()
     pdf.draw_qr(canvas, TRACKING_URL, 0, 0, 100)
-    runs = sum(len(pdf.barcodes._dark_runs("".join("01"[dark] for dark in row))) for row in matrix)
-    assert len(canvas.rects) == runs < sum(sum(row) for row in matrix)
+    assert len(canvas.rects) == sum(sum(row) for row in matrix)  # one cell per dark module
+    literal = pdf.barcodes._mask_hex(pdf.barcodes._module_rows(TRACKING_URL))
+    assert len(literal) == 2 * len(matrix) * ((len(matrix) + 7) // 8)  # a bit a module
 
 
 def test_qr_code_stays_inside_its_square_with_a_quiet_zone():
