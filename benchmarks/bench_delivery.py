@@ -356,6 +356,12 @@ async def main() -> None:
         help="report CPU seconds and statements / round trips per matter (load-independent)",
     )
     parser.add_argument(
+        "--relay-interval",
+        type=float,
+        default=0.5,
+        help="seconds between relay passes (ONETRIP_RELAY_INTERVAL; 0.5, the service's default)",
+    )
+    parser.add_argument(
         "--backlog",
         action="store_true",
         help="pay every matter with the relay paused, then let it go and time from there",
@@ -388,7 +394,7 @@ async def main() -> None:
         "DATABASE_URL": database_url,
         "BROKER_URL": BROKER.format(vhost=vhost),
         "ONETRIP_PRINT_INTERVAL": "1",
-        "ONETRIP_RELAY_INTERVAL": "0.1",
+        "ONETRIP_RELAY_INTERVAL": str(options.relay_interval),
         "ONETRIP_SPOOL_DIR": str(work / "spool"),
         "ONETRIP_SIGNING_KEY": str(work / "signing-key.pem"),
         "ONETRIP_LOG_LEVEL": "WARNING",
