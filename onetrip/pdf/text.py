@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfgen import textobject
 
 from onetrip.pdf.fonts import font_chain, font_runs
 
@@ -92,7 +94,10 @@ def _draw_runs(
     """The runs one after the other in one text object, so the line reads as one string.
     One run in the font asked for (the canvas's, set by `draw_text`) is drawn as before."""
     if len(runs) == 1 and runs[0][0] == canvas._fontname:
-        canvas.drawString(x, y, runs[0][1], mode=mode or None, charSpace=char_space)
+        if mode or char_space or not _PLAIN_TEXT_OBJECTS or not canvas.bottomup:
+            canvas.drawString(x, y, runs[0][1], mode=mode or None, charSpace=char_space)
+        else:
+            draw_string(canvas, x, y, runs[0][1])
         return
     line = canvas.beginText(x, y)
     if mode:
@@ -108,6 +113,48 @@ def _draw_runs(
     if mode:
         line.setTextRenderMode(0)
     canvas.drawText(line)
+
+
+#: without ReportLab's bidi support (rlbidi), drawString writes the text as given
+_PLAIN_TEXT_OBJECTS = not textobject.rtlSupport
+
+
+def draw_string(canvas: Any, x: float, y: float, text: str) -> None:
+    """`canvas.drawString(x, y, text)` in the canvas's font, the same operators, without
+    the text object ReportLab builds for it (its colour setters, cursor and the width
+    it measures and drops: ~40 lines a licence, a sixth of the drawing). Registers the
+    characters in the document's font subsets as drawString does."""
+    font = pdfmetrics.getFont(canvas._fontname)
+    escape = canvas._escape
+    parts = []
+    if font._dynamicFont:  # TrueType: subset by subset
+        doc = canvas._doc
+        current, switch = -1, None
+        for subset, chunk in font.splitString(text, doc):
+            if subset != current:
+                if switch is None:
+                    switch = f"{fp_str(canvas._fontsize)} Tf {fp_str(canvas._leading)} TL"
+                parts.append(f"{font.getSubsetInternalName(subset, doc)} {switch}")
+                current = subset
+            parts.append(f"({escape(chunk)}) Tj")
+    elif not font._multiByte:  # a standard Type 1 font and its substitutes
+        used = font
+        for other, chunk in pdfmetrics.unicode2T1(text, [font, *font.substitutionFonts]):
+            if other != used:
+                parts.append(_type1_switch(canvas, other.fontName))
+                used = other
+            parts.append(f"({escape(chunk)}) Tj")
+        if used != font:
+            parts.append(_type1_switch(canvas, canvas._fontname))
+    else:  # a CID font: ReportLab's own way
+        canvas.drawString(x, y, text)
+        return
+    canvas._code.append(f"BT 1 0 0 1 {fp_str(x, y)} Tm {' '.join(parts)} T* ET")
+
+
+def _type1_switch(canvas: Any, name: str) -> str:
+    internal = canvas._doc.getInternalFontName(name)
+    return f"{internal} {fp_str(canvas._fontsize)} Tf {fp_str(canvas._leading)} TL"
 
 
 def _runs_width(runs: Sequence[tuple[str, str]], size: float) -> float:

@@ -107,8 +107,8 @@ def test_pdfdoc_text_is_encoded_as_reportlab_does() -> None:
 
 
 def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch) -> None:
-    """The whole document, drawn with the kernel's formatting and then with ReportLab's
-    own functions put back: byte for byte the same file."""
+    """The whole document, drawn with the kernel's formatting and text operators and then
+    with ReportLab's own functions put back: byte for byte the same file."""
     from datetime import UTC, date, datetime
 
     from delivery.documents import LicenseData, render_license
@@ -130,3 +130,45 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
     monkeypatch.setattr(pdfdoc, "pdfdocEnc", pdf._reportlab_pdfdoc_encode)
     assert render_license(data) == ours
+    monkeypatch.setattr(pdf.text, "_PLAIN_TEXT_OBJECTS", False)  # canvas.drawString again
+    assert render_license(data) == ours
+
+
+def test_draw_string_writes_what_reportlabs_drawstring_writes() -> None:
+    """`text.draw_string` against `canvas.drawString` on twin canvases: the same content
+    operators, the same font subsets, byte for byte the same file — for the Chinese
+    TrueType font (more than one subset of 256 characters, escapes) and a standard
+    Type 1 font with a character it borrows from a substitute font."""
+    import io
+
+    from reportlab.pdfgen.canvas import Canvas
+
+    from onetrip.pdf import text as pdftext
+
+    cjk = pdf.current_cjk_font().name
+    rng = random.Random(17)
+    hanzi = [chr(c) for c in range(0x4E00, 0x4E00 + 400)]
+    strings = [
+        (cjk, "持证人 Holder (王芳) 100\\\\号"),
+        (cjk, "".join(rng.sample(hanzi, 300))),  # past one subset of 256
+        (cjk, ""),
+        ("Helvetica", "Licence No. (C1) \\\\ 50 € α ends"),
+        ("Helvetica-Bold", "LICENCE"),
+    ]
+
+    def draw(fast: bool) -> tuple[list[str], bytes]:
+        out = io.BytesIO()
+        canvas = Canvas(out, invariant=1)
+        for n, (font, line) in enumerate(strings):
+            canvas.setFont(font, 9 + n)
+            if fast:
+                pdftext.draw_string(canvas, 10.5 + n, 700 - 20 * n, line)
+            else:
+                canvas.drawString(10.5 + n, 700 - 20 * n, line)
+        code = list(canvas._code)
+        canvas.showPage()
+        canvas.save()
+        return code, out.getvalue()
+
+    assert pdftext._PLAIN_TEXT_OBJECTS
+    assert draw(fast=True) == draw(fast=False)
