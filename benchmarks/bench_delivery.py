@@ -358,8 +358,8 @@ async def main() -> None:
     parser.add_argument(
         "--relay-interval",
         type=float,
-        default=0.5,
-        help="seconds between relay passes (ONETRIP_RELAY_INTERVAL; 0.5, the service's default)",
+        default=0.1,
+        help="seconds between relay passes (ONETRIP_RELAY_INTERVAL; 0.1, the service's default)",
     )
     parser.add_argument(
         "--backlog",

@@ -127,7 +127,7 @@ def load_settings() -> Settings:
         courier_simulator=_bool("ONETRIP_COURIER_SIMULATOR"),
         webhook_allow_private=_bool("ONETRIP_WEBHOOK_ALLOW_PRIVATE"),
         webhook_timeout=float(_env("ONETRIP_WEBHOOK_TIMEOUT", "10") or "10"),
-        relay_interval=float(_env("ONETRIP_RELAY_INTERVAL", "0.5") or "0.5"),
+        relay_interval=float(_env("ONETRIP_RELAY_INTERVAL", "0.1") or "0.1"),
         stuck_payment_after_minutes=_int("ONETRIP_STUCK_PAYMENT_MINUTES", 15),
         log_level=_env("ONETRIP_LOG_LEVEL", "INFO") or "INFO",
         db_pool_size=_int("ONETRIP_DB_POOL_SIZE", 20),
