@@ -109,22 +109,9 @@ def test_pdfdoc_text_is_encoded_as_reportlab_does() -> None:
 def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch) -> None:
     """The whole document, drawn with the kernel's formatting and text operators and then
     with ReportLab's own functions put back: byte for byte the same file."""
-    from datetime import UTC, date, datetime
+    from delivery.documents import render_license
+    from tests.unit.test_delivery_render_documents import DATA as data
 
-    from delivery.documents import LicenseData, render_license
-
-    data = LicenseData(
-        license_id="lic_01JSPEEDUPS0000000000000",
-        license_no="浙公驾 330106-2026-000123",
-        title="机动车驾驶证",
-        department_name="杭州市公安局",
-        holder_name="王芳",
-        fields=[("准驾车型", "C1"), ("住址", "浙江省杭州市西湖区文三路 100 号")],
-        valid_from=date(2026, 12, 1),
-        valid_until=date(2032, 12, 1),
-        issued_at=datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
-        verify_url="https://onetrip.gov.cn/verify/" + "x7" * 40,
-    )
     ours = render_license(data)
     monkeypatch.setattr(pdfdoc.PDFArray, "format", pdf._reportlab_array_format)
     monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
