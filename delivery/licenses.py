@@ -179,39 +179,6 @@ async def _keep_issued(session: AsyncSession, issued: list[License]) -> None:
     )
 
 
-async def _issue(
-    session: AsyncSession,
-    payment: Payment,
-    *,
-    license_no: str,
-    title: str,
-    holder_name: str,
-    fields: dict[str, str],
-    valid_from: date | None,
-    valid_until: date | None,
-) -> License:
-    """Insert the licence (payment row locked by the caller), sign it, write
-    `license.issued`."""
-    if await _license_no_taken(session, payment.department, license_no):
-        raise Conflict(
-            f"licence number {license_no} is taken in department {payment.department}",
-            code="license_no_exists",
-        )
-    license = _new_license(
-        payment,
-        license_no=license_no,
-        title=title,
-        holder_name=holder_name,
-        fields=fields,
-        valid_from=valid_from,
-        valid_until=valid_until,
-    )
-    # Signed before it is added: one INSERT carries the code (no UPDATE after it).
-    await signing.sign_license(session, license)
-    await _keep_issued(session, [license])
-    return license
-
-
 def print_station(department: str) -> str:
     """Where the licence prints: the department's own station when `ONETRIP_PRINTERS`
     names one, else the default station (one run for every other department)."""
@@ -232,8 +199,12 @@ async def issue_license(session: AsyncSession, principal: Principal, data: Licen
     # The payment's row lock makes "one licence per payment" hold under concurrent issues.
     payment = await payments.get_payment(session, principal, data.payment_id, lock=True)
     await _check_issuable(session, payment)
-    return await _issue(
-        session,
+    if await _license_no_taken(session, payment.department, data.license_no):
+        raise Conflict(
+            f"licence number {data.license_no} is taken in department {payment.department}",
+            code="license_no_exists",
+        )
+    license = _new_license(
         payment,
         license_no=data.license_no,
         title=data.title,
@@ -242,6 +213,10 @@ async def issue_license(session: AsyncSession, principal: Principal, data: Licen
         valid_from=data.valid_from,
         valid_until=data.valid_until,
     )
+    # Signed before it is added: one INSERT carries the code (no UPDATE after it).
+    await signing.sign_license(session, license)
+    await _keep_issued(session, [license])
+    return license
 
 
 async def department_today(session: AsyncSession, department: str) -> date:
@@ -351,9 +326,7 @@ async def auto_issue_many(session: AsyncSession, payment_ids: Iterable[str]) -> 
             valid_from=today[payment.department],
             valid_until=None,
         )
-        # Signed before it is added: one INSERT carries the code (no UPDATE after it).
-        license.verify_code = signing.sign_with(license, kid, key)
-        license.signing_kid = kid
+        signing.sign_license_with(license, kid, key)  # before it is added: one INSERT
         issued.append(license)
     if issued:
         await _keep_issued(session, issued)

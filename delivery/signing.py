@@ -409,6 +409,11 @@ async def sign_license(session: AsyncSession, license: License) -> str:
     """Sign a licence's verify code with the current key; sets `verify_code` and
     `signing_kid` on the licence and returns the code."""
     kid, key = await current_key(session)
+    return sign_license_with(license, kid, key)
+
+
+def sign_license_with(license: License, kid: str, key: Ed25519PrivateKey) -> str:
+    """`sign_license` with a key the caller looked up (`current_key`), for a batch."""
     code = sign_with(license, kid, key)
     license.verify_code = code
     license.signing_kid = kid
