@@ -92,7 +92,7 @@ def licences(count: int, offset: int = 0) -> list[object]:
 def measure(args: tuple[int, int, bool]) -> dict[str, float]:
     count, offset, with_cover = args
     from delivery.documents import render_cover, render_license
-    from onetrip.pdf import barcode_backend, cjk_font_in_use
+    from onetrip.pdf import barcode_backend, cjk_font_in_use, flate_backend
 
     data = licences(count, offset)
     render_license(data[0])  # the font is chosen and registered once per process
@@ -111,6 +111,7 @@ def measure(args: tuple[int, int, bool]) -> dict[str, float]:
         "bytes": sizes,
         "font": cjk_font_in_use().label,
         "barcodes": barcode_backend(),
+        "flate": flate_backend(),
     }
 
 
@@ -152,6 +153,7 @@ def main() -> None:
         "sign_ms_per_code": round(signing_cost(200), 3),
         "font": results[0]["font"],
         "barcodes": results[0]["barcodes"],
+        "flate": results[0]["flate"],
         "total_seconds": round(wall, 1),
     }
     if args.json:
@@ -161,7 +163,8 @@ def main() -> None:
     print(
         f"| {what} | {count} | {args.processes} | {summary['per_core_per_second']} / s per core "
         f"({summary['cpu_ms_per_licence']} ms CPU each) | {summary['wall_per_second']} / s wall "
-        f"| {summary['kb_per_licence']} KB | sign {summary['sign_ms_per_code']} ms |"
+        f"| {summary['kb_per_licence']} KB | sign {summary['sign_ms_per_code']} ms "
+        f"| {summary['barcodes']}, {summary['flate']} |"
     )
 
 
