@@ -93,7 +93,6 @@ def _dark_runs(row: str) -> list[tuple[int, int]]:
     return [(run.start(), run.end() - run.start()) for run in _DARK_RUN.finditer(row)]
 
 
-@functools.lru_cache(maxsize=64)
 def _mask_hex(rows: tuple[str, ...]) -> str:
     """The modules as a 1-bit image, row by row from the top, each row padded to whole
     bytes (1 = dark), in hex."""
