@@ -331,7 +331,13 @@ UPDATE {_WRITES}
     ]
 
 
-_SESSION_SETTINGS = {"TimeZone": "UTC", "work_mem": "64MB"}
+#: the memory of each sort and hash of the bulk statements (PostgreSQL; this booking's and
+#: a reconciliation run's). A million lines' hash tables and sorts take 100–220 MB: with
+#: less they spill to disk in batches (64MB: the fee rows' join and the run's pairing
+#: each wrote ~1 GB of temporary files). Batch jobs of one connection, not requests.
+BULK_WORK_MEM = "256MB"
+
+_SESSION_SETTINGS = {"TimeZone": "UTC", "work_mem": BULK_WORK_MEM}
 
 
 async def book_stripe_records(session: AsyncSession, import_id: str) -> BookingSummary:

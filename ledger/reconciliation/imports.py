@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.models import ReconciliationImport, external_records, imports
 from ledger.reconciliation import camt, csvfiles, stripe_api
+from ledger.reconciliation.booking import BULK_WORK_MEM, book_stripe_records
 from ledger.reconciliation.booking import ID_ALPHABET as _ID_ALPHABET
-from ledger.reconciliation.booking import book_stripe_records
 from ledger.reconciliation.errors import ImportNotFound, ImportRefused, bad_file
 from ledger.reconciliation.lines import Line
 from ledger.reconciliation.profiles import get_profile
@@ -472,6 +472,9 @@ class _CopyWriter(_Writer):
                 " (LIKE reconciliation_external_records) ON COMMIT DROP"
             )
         )
+        # A segment is stored in line order: its sort (50,000 lines with their raw
+        # JSON, ~40 MB) in memory, not in a temporary file. Put back in finish().
+        await self.session.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
 
     async def add(self, line: Line) -> None:
         self.rows.append(
@@ -528,6 +531,7 @@ class _CopyWriter(_Writer):
         await self.flush()
         await self._store_segment()
         await self.session.execute(text(f'DROP TABLE "{self.staging}"'))
+        await self.session.execute(text("SET LOCAL work_mem = DEFAULT"))
         if self.new >= ANALYZE_AFTER:
             # Fresh statistics before anything reads them (the booking below, in this
             # transaction, and the next reconciliation run): planned with the counts of

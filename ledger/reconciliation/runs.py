@@ -54,7 +54,12 @@ from ledger.models import (
 from ledger.periods import check_day
 from ledger.queries import require_department
 from ledger.reconciliation import matching
-from ledger.reconciliation.booking import BANK_SOURCES, STRIPE_SOURCES, book_payout_arrival
+from ledger.reconciliation.booking import (
+    BANK_SOURCES,
+    BULK_WORK_MEM,
+    STRIPE_SOURCES,
+    book_payout_arrival,
+)
 from ledger.reconciliation.matching import Finding, Item, Outcome, Pairing, Rule
 from ledger.types import Line
 from onetrip.clock import utcnow
@@ -345,7 +350,11 @@ async def _charges(ctx: _Context) -> None:
 #: after a statement matching this many, the matches' statistics are refreshed (PostgreSQL)
 ANALYZE_AFTER = 10_000
 #: the planner settings of the set-based pairing statement (PostgreSQL), reset after it
-_BULK_SETTINGS = (("enable_nestloop", "off"), ("enable_mergejoin", "off"), ("work_mem", "'64MB'"))
+_BULK_SETTINGS = (
+    ("enable_nestloop", "off"),
+    ("enable_mergejoin", "off"),
+    ("work_mem", f"'{BULK_WORK_MEM}'"),
+)
 
 
 def _match_columns(rule: Rule) -> tuple[str, str]:
