@@ -51,6 +51,8 @@ from bench_payments import create_database, db_url, drop_database  # noqa: E402
 # Stripe's itemized payout report, in the column order the test fixtures write it
 from tests.finance_fixtures import STRIPE_COLUMNS as COLUMNS  # noqa: E402
 
+#: the server's settings a bulk import's time depends on, printed with the results
+SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression")
 REFUND_EVERY = 33  # one payment in 33 is refunded (3 %)
 
 
@@ -302,6 +304,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
     try:
         await upgrade_async(url)
+        admin = await asyncpg.connect(raw)
+        settings = await admin.fetch(
+            "SELECT name, current_setting(name) AS value FROM pg_settings"
+            " WHERE name = ANY($1::text[]) ORDER BY name",
+            list(SERVER_SETTINGS),
+        )
+        await admin.close()
+        out["server"] = {row["name"]: row["value"] for row in settings}
+        print("  PostgreSQL " + ", ".join(f"{k}={v}" for k, v in out["server"].items()))
         if args.log_slow is not None:
             admin = await asyncpg.connect(raw)
             await admin.execute(
@@ -351,6 +362,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         imports.book_stripe_records = timed_booking  # type: ignore[assignment]
         pg_before = await pg_cpu_s(conn)
+        wal_before = await conn.fetchval("SELECT pg_current_wal_lsn()")
         cpu_before = time.process_time()
         started = time.perf_counter()
         with report.open("rb") as file:
@@ -366,11 +378,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["import_s"] = time.perf_counter() - started
         out["import_python_cpu_s"] = time.process_time() - cpu_before
         out["import_pg_cpu_s"] = await pg_cpu_s(conn) - pg_before
+        wal = await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
+        out["import_wal_mb"] = float(wal) / 1e6
         out["booking_s"] = booked.get("s")
         out["booking_summary"] = str(booked.get("summary"))
         out["new_records"] = summary.new_records
         out["peak_rss_import_mb"] = rss_mb()
-        print(f"  imported + booked in {out['import_s']:.1f} s", file=sys.stderr)
+        print(
+            f"  imported + booked in {out['import_s']:.1f} s"
+            f" ({out['import_wal_mb']:.0f} MB of WAL)",
+            file=sys.stderr,
+        )
         if args.import_only or args.no_run:
             await conn.close()
             return out
