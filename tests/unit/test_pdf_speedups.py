@@ -9,7 +9,7 @@ import pytest
 from reportlab.pdfbase import pdfdoc, ttfonts
 
 from onetrip import pdf
-from onetrip.pdf import barcodes, fonts
+from onetrip.pdf import barcodes, subsets
 
 FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # the licence's CJK font
@@ -24,12 +24,24 @@ def test_font_subsets_are_reportlabs_bytes(path: str) -> None:
     face = ttfonts.TTFontFace(path)
     codes = sorted(face.charToGlyph)
     rng = random.Random(7)
-    for _ in range(15):
-        subset = [*rng.sample(codes, rng.randint(1, 255)), 0x10FFFF]  # one the font lacks
-        assert fonts._make_subset(face, subset) == fonts._reportlab_make_subset(face, subset)
+    assert subsets.make_subset(face, [0]) == subsets._reportlab_make_subset(face, [0])
+    for size in (1, 2, 31, 128, 255, 256):
+        for _ in range(4):
+            subset = [*rng.sample(codes, size), 0x10FFFF]  # one the font lacks
+            if rng.random() < 0.5:
+                subset = [0] * 32 + subset  # ReportLab's subset 0: .notdef until filled
+            expected = subsets._reportlab_make_subset(face, subset)
+            assert subsets.make_subset(face, subset) == expected
+    # the same advance throughout, and the last glyph's advance unlike the others
+    same = [code for code in codes if face.getCharWidth(code) == face.getCharWidth(codes[-1])]
+    for subset in (same[:40], [*same[:40], rng.choice(codes)], same[:1]):
+        assert subsets.make_subset(face, subset) == subsets._reportlab_make_subset(face, subset)
     # the composite glyphs' component references were renumbered, not merely copied
-    cache = face.__dict__["_onetrip_subset_cache"]
-    assert path.endswith(".ttc") or any(entry[1] for entry in cache[5].values() if entry)
+    assert face.__dict__[subsets._CACHE].components
+
+
+def test_font_subsets_are_installed_for_every_face() -> None:
+    assert ttfonts.TTFontFace.makeSubset is subsets.make_subset
 
 
 def test_int_arrays_are_reportlabs_bytes() -> None:
@@ -116,6 +128,7 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(pdfdoc.PDFArray, "format", pdf._reportlab_array_format)
     monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
     monkeypatch.setattr(pdfdoc, "pdfdocEnc", pdf._reportlab_pdfdoc_encode)
+    monkeypatch.setattr(ttfonts.TTFontFace, "makeSubset", subsets._reportlab_make_subset)
     assert render_license(data) == ours
     monkeypatch.setattr(pdf.text, "_PLAIN_TEXT_OBJECTS", False)  # canvas.drawString again
     assert render_license(data) == ours
