@@ -25,8 +25,9 @@ from collections import OrderedDict
 from typing import Any
 
 from reportlab import rl_config
-from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfdoc
+from reportlab.pdfgen import canvas as _canvas
+from reportlab.pdfgen import pathobject, textobject
 
 from onetrip.pdf.barcodes import (
     QR_QUIET_ZONE,
@@ -67,6 +68,7 @@ from onetrip.pdf.fonts import (
     reset_cjk_font,
 )
 from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
+from onetrip.pdf.numbers import fp_str
 from onetrip.pdf.text import (
     GREY,
     INK,
@@ -195,6 +197,11 @@ def _pdfdoc_encode(text: Any) -> Any:
 pdfdoc.PDFDictionary.format = _dictionary_format  # type: ignore[method-assign]
 pdfdoc.pdfdocEnc = _pdfdoc_encode
 pdfdoc.PDFArray.format = _array_format  # type: ignore[method-assign]
+
+# Each number ReportLab writes is formatted by name through the module's own `fp_str`:
+# the remembered one (`numbers`) in the modules that draw and write a document.
+for _module in (pdfdoc, _canvas, textobject, pathobject):
+    _module.fp_str = fp_str  # type: ignore[attr-defined]
 
 __all__ = [
     "CID_FALLBACK_FONT",

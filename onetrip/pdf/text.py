@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import textobject
 
 from onetrip.pdf.fonts import font_chain, font_runs
+from onetrip.pdf.numbers import fp_str
 
 # The palette every document shares (RGB, 0..1).
 INK = (0.07, 0.07, 0.09)

@@ -121,6 +121,9 @@ def test_pdfdoc_text_is_encoded_as_reportlab_does() -> None:
 def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch) -> None:
     """The whole document, drawn with the kernel's formatting and text operators and then
     with ReportLab's own functions put back: byte for byte the same file."""
+    from reportlab.lib import rl_accel
+    from reportlab.pdfgen import canvas, pathobject, textobject
+
     from delivery.documents import render_license
     from tests.unit.test_delivery_render_documents import DATA as data
 
@@ -129,6 +132,8 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
     monkeypatch.setattr(pdfdoc, "pdfdocEnc", pdf._reportlab_pdfdoc_encode)
     monkeypatch.setattr(ttfonts.TTFontFace, "makeSubset", subsets._reportlab_make_subset)
+    for module in (pdfdoc, canvas, textobject, pathobject, pdf.text):
+        monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
     assert render_license(data) == ours
     monkeypatch.setattr(pdf.text, "_PLAIN_TEXT_OBJECTS", False)  # canvas.drawString again
     assert render_license(data) == ours
@@ -172,3 +177,33 @@ def test_draw_string_writes_what_reportlabs_drawstring_writes() -> None:
 
     assert pdftext._PLAIN_TEXT_OBJECTS
     assert draw(fast=True) == draw(fast=False)
+
+
+def test_remembered_numbers_are_reportlabs_text() -> None:
+    """`numbers.fp_str` against ReportLab's `fp_str`, each call twice (the second from
+    what it remembered), and its text installed where ReportLab writes numbers."""
+    from reportlab.lib import rl_accel
+    from reportlab.pdfgen import canvas, pathobject, textobject
+
+    from onetrip.pdf import numbers
+
+    rng = random.Random(23)
+    values = [0, 1, 1.0, True, False, -0.0, 0.0, 1e-7, -1e-7, 2e-7, 0.5, -0.4, 0.99999999]
+    values += [1e20, 10**20, 2**53 + 1, -3, 595.2756, 841.8898, 123456.7891, 0.1234567]
+    values += [rng.uniform(-1000, 1000) for _ in range(200)]
+    values += [round(rng.uniform(0, 600), rng.randint(0, 4)) for _ in range(200)]
+    calls: list[tuple] = [(value,) for value in values]
+    calls += [tuple(rng.sample(values, rng.randint(2, 6))) for _ in range(200)]
+    calls += [([1, 2.5],), ((0.07, 0.07, 0.09),), ([],), ()]
+    for call in calls * 2:
+        assert numbers.fp_str(*call) == rl_accel.fp_str(*call), call
+    for call in [("x",), (None,), (float("nan"),), (float("inf"),), ([1, [2]],)]:
+        try:
+            expected = rl_accel.fp_str(*call)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                numbers.fp_str(*call)
+            continue
+        assert numbers.fp_str(*call) == expected
+    for module in (pdfdoc, canvas, textobject, pathobject):
+        assert module.fp_str is numbers.fp_str
