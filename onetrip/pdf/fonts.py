@@ -29,7 +29,7 @@ from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 
-from onetrip.pdf.subsets import make_subset
+from onetrip.pdf.subsets import make_subset, to_unicode_cmap
 from onetrip.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -238,6 +238,7 @@ def reset_cjk_font() -> None:
         _advised = False
         _chains.clear()
         _missing.clear()
+        _widths.clear()
         _missing_overflowed = False
 
 
@@ -398,6 +399,25 @@ def font_chain(font: str) -> FontChain | None:
     return chain
 
 
+#: widths measured: (text, font, size) -> points, emptied when it grows past its bound
+_widths: dict[tuple[str, str, float], float] = {}
+MAX_REMEMBERED_WIDTHS = 8192
+
+
+def string_width(text: str, font: str, size: float) -> float:
+    """`pdfmetrics.stringWidth(text, font, size)`, remembered: a line is measured to wrap
+    or fit it and again to place it, and a document's labels and notes are the same in
+    every document (ReportLab's measuring costs ~1,000 instructions a character)."""
+    key = (text, font, size)
+    width = _widths.get(key)
+    if width is None:
+        width = pdfmetrics.stringWidth(text, font, size)
+        if len(_widths) >= MAX_REMEMBERED_WIDTHS:
+            _widths.clear()
+        _widths[key] = width
+    return width
+
+
 def font_runs(text: str, font: str) -> list[tuple[str, str]]:
     """`text` split into (font name, text) runs to draw it in `font` with its fallbacks:
     each character in the first font of the chain that has it. Text without such
@@ -420,7 +440,7 @@ def _utf16_hex(match: re.Match[str]) -> str:
 
 
 def _to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
-    cmap = _reportlab_to_unicode_cmap(fontname, subset)
+    cmap = to_unicode_cmap(fontname, subset)  # ReportLab's text, faster
     if max(subset, default=0) <= 0xFFFF:
         return cmap
     return _BEYOND_BMP.sub(_utf16_hex, cmap)

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat, takewhile
-from operator import itemgetter, rshift
+from operator import add, itemgetter, rshift
 
 from reportlab.lib.rl_accel import add32, calcChecksum
 from reportlab.pdfbase import ttfonts
@@ -224,3 +224,57 @@ def _font_file(tables: dict[str, tuple[bytes, int]]) -> bytes:
     head = parts[head_index]
     parts[head_index] = head[:8] + struct.pack(">L", checksum) + head[12:]
     return header + b"".join(parts)
+
+
+class _HexCodes(dict[int, str]):
+    """`<%04X>` of each character code asked for so far (a bounded memory: the
+    characters printed are input); the text of one not remembered is made on the spot."""
+
+    def __missing__(self, code: int) -> str:
+        if len(self) >= _HEX_CODES_MAX:
+            self.clear()
+        text = self[code] = f"<{code:04X}>"
+        return text
+
+
+_HEX_CODES_MAX = 20_000
+_hex_codes = _HexCodes()
+_SUBSET_CODES = tuple(f"<{code:02X}> " for code in range(256))  # a subset's own codes
+
+
+def to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
+    """`ttfonts.makeToUnicodeCMap(fontname, subset)`, ReportLab's text: the ToUnicode
+    CMap of a subset, its codes' lines made from remembered pieces instead of one
+    `%`-format each."""
+    if len(subset) > len(_SUBSET_CODES):  # not a subset ReportLab writes
+        return _reportlab_to_unicode_cmap(fontname, subset)
+    lines = map(add, _SUBSET_CODES, map(_hex_codes.__getitem__, subset))
+    return "\n".join(
+        (
+            "/CIDInit /ProcSet findresource begin",
+            "12 dict begin",
+            "begincmap",
+            "/CIDSystemInfo",
+            f"<< /Registry ({fontname})",
+            f"/Ordering ({fontname})",
+            "/Supplement 0",
+            ">> def",
+            f"/CMapName /{fontname} def",
+            "/CMapType 2 def",
+            "1 begincodespacerange",
+            f"<00> <{len(subset) - 1:02X}>",
+            "endcodespacerange",
+            f"{len(subset)} beginbfchar",
+            *lines,
+            "endbfchar",
+            "endcmap",
+            "CMapName currentdict /CMap defineresource pop",
+            "end",
+            "end",
+        )
+    )
+
+
+_reportlab_to_unicode_cmap = getattr(
+    ttfonts.makeToUnicodeCMap, "__wrapped__", ttfonts.makeToUnicodeCMap
+)

@@ -19,7 +19,7 @@ from typing import Any
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import textobject
 
-from onetrip.pdf.fonts import font_chain, font_runs
+from onetrip.pdf.fonts import font_chain, font_runs, string_width
 from onetrip.pdf.numbers import fp_str
 
 # The palette every document shares (RGB, 0..1).
@@ -160,15 +160,15 @@ def _type1_switch(canvas: Any, name: str) -> str:
 def _runs_width(runs: Sequence[tuple[str, str]], size: float) -> float:
     if len(runs) == 1:
         font, text = runs[0]
-        return pdfmetrics.stringWidth(text, font, size)
-    return sum(pdfmetrics.stringWidth(text, font, size) for font, text in runs)
+        return string_width(text, font, size)
+    return sum(string_width(text, font, size) for font, text in runs)
 
 
 def text_width(text: str, font: str, size: float) -> float:
     """Width of `text` in points as `draw_text` draws it (each run in its own font)."""
     chain = font_chain(font)
     if chain is None or chain.covers(text):  # wrapping measures often: keep this short
-        return pdfmetrics.stringWidth(text, font, size)
+        return string_width(text, font, size)
     return _runs_width(chain.runs(text), size)
 
 

@@ -207,3 +207,40 @@ def test_remembered_numbers_are_reportlabs_text() -> None:
         assert numbers.fp_str(*call) == expected
     for module in (pdfdoc, canvas, textobject, pathobject):
         assert module.fp_str is numbers.fp_str
+
+
+def test_remembered_widths_are_reportlabs_widths() -> None:
+    """`fonts.string_width` against `pdfmetrics.stringWidth`, each twice (the second
+    from what it remembered): Chinese, Latin, escapes, characters a font lacks, sizes
+    as ints and floats, ReportLab's Type 1 fonts and the embedded TrueType font."""
+    from reportlab.pdfbase import pdfmetrics
+
+    from onetrip.pdf import fonts
+
+    cjk = pdf.current_cjk_font().name
+    rng = random.Random(29)
+    hanzi = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    texts = ["", " ", "持证人", "Holder", "浙公驾 330106-2026-000001", "(王芳) \\ 100%", "€ α ẞ"]
+    texts += ["䶮𠀀𪚥", "LICENCE", "扫码核验 Scan to verify"]
+    texts += ["".join(rng.sample(hanzi, rng.randint(1, 30))) for _ in range(50)]
+    for font in (cjk, "Helvetica", "Helvetica-Bold"):
+        for text in texts:
+            for size in (7, 7.5, 10.5, 10, 30):
+                expected = pdfmetrics.stringWidth(text, font, size)
+                assert fonts.string_width(text, font, size) == expected
+                assert fonts.string_width(text, font, size) == expected
+    assert fonts.string_width("Holder", "Helvetica", 8) != fonts.string_width("Holder", cjk, 8)
+
+
+def test_to_unicode_cmaps_are_reportlabs_text() -> None:
+    """`subsets.to_unicode_cmap` against ReportLab's `makeToUnicodeCMap` (before the
+    kernel's own fix of characters beyond the basic plane, `fonts._to_unicode_cmap`)."""
+    rng = random.Random(31)
+    for size in (0, 1, 2, 15, 16, 17, 128, 203, 255, 256, 257):
+        for _ in range(3):
+            picks = (0, 32, 0x4E00, 0xFFFF, 0x20000, rng.randint(0, 0x10FFFF))
+            subset = [rng.choice(picks) for _ in range(size)]
+            name = rng.choice(["AAAAAA+WenQuanYiMicroHei-0", "AAAAAB+DejaVuSans"])
+            expected = subsets._reportlab_to_unicode_cmap(name, subset)
+            assert subsets.to_unicode_cmap(name, subset) == expected
+            assert subsets.to_unicode_cmap(name, subset) == expected  # remembered codes
