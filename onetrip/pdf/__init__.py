@@ -68,7 +68,7 @@ from onetrip.pdf.fonts import (
     reset_cjk_font,
 )
 from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
-from onetrip.pdf.numbers import fp_str
+from onetrip.pdf.numbers import fp_str, set_fill_rgb, set_stroke_rgb
 from onetrip.pdf.text import (
     GREY,
     INK,
@@ -202,6 +202,8 @@ pdfdoc.PDFArray.format = _array_format  # type: ignore[method-assign]
 # the remembered one (`numbers`) in the modules that draw and write a document.
 for _module in (pdfdoc, _canvas, textobject, pathobject):
     _module.fp_str = fp_str  # type: ignore[attr-defined]
+_canvas.Canvas.setFillColorRGB = set_fill_rgb  # type: ignore[method-assign]
+_canvas.Canvas.setStrokeColorRGB = set_stroke_rgb  # type: ignore[method-assign]
 
 __all__ = [
     "CID_FALLBACK_FONT",

@@ -458,3 +458,26 @@ ttfonts.makeToUnicodeCMap = _to_unicode_cmap
 # ReportLab re-reads and re-assembles a subset glyph by glyph for each document; see
 # `subsets` for the version that gives the same bytes from what it remembered of the face.
 ttfonts.TTFontFace.makeSubset = make_subset  # type: ignore[method-assign]
+
+
+# ReportLab's `splitString` assigns each character of a TrueType string its code in the
+# document's subsets one character at a time in Python (~1 M instructions a licence).
+# A string whose characters all have their code already (ASCII, and every character
+# seen earlier in the document) in subset 0 is that subset's codes as bytes: a look-up
+# in C. Anything else (a new character, a second subset, a no-break space) is
+# ReportLab's own code, which also assigns the new codes.
+_reportlab_split_string = TTFont.splitString
+
+
+def _split_string(
+    self: TTFont, text: str | bytes, doc: object, encoding: str = "utf-8"
+) -> list[tuple[int, bytes]]:
+    state = self.state.get(doc)
+    if state is not None and type(text) is str and text and "\xa0" not in text:
+        codes = list(map(state.assignments.get, map(ord, text)))
+        if None not in codes and max(codes) < 256:
+            return [(0, bytes(codes))]
+    return _reportlab_split_string(self, text, doc, encoding)
+
+
+TTFont.splitString = _split_string  # type: ignore[method-assign]

@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from reportlab.lib.rl_accel import fp_str as _reportlab_fp_str
+from reportlab.pdfgen.canvas import Canvas
 
 #: the text of each argument tuple formatted so far, emptied when it grows past its bound
-#: (keys are numbers only; equal numbers, 1 and 1.0 or -0.0 and 0.0, have the same text)
+#: (keys are numbers, or one tuple of numbers; equal numbers, 1 and 1.0 or -0.0 and 0.0,
+#: have the same text)
 _TEXT: dict[tuple[Any, ...], str] = {}
 _TEXT_MAX = 20_000
 
@@ -30,7 +32,9 @@ def fp_str(*numbers: Any) -> str:
     except TypeError:  # a list or another argument that is no dictionary key
         return _reportlab_fp_str(*numbers)
     text = _reportlab_fp_str(*numbers)
-    if all(type(number) in _NUMBERS for number in numbers):
+    # one tuple of numbers (a colour) is spelt as those numbers: kept as its own key
+    values = numbers[0] if len(numbers) == 1 and type(numbers[0]) is tuple else numbers
+    if all(type(number) in _NUMBERS for number in values):
         if len(_TEXT) >= _TEXT_MAX:
             _TEXT.clear()
         _TEXT[numbers] = text
@@ -40,3 +44,26 @@ def fp_str(*numbers: Any) -> str:
 #: what may be a key: a float subclass or a Decimal could compare equal to a number
 #: fp_str writes differently
 _NUMBERS = frozenset((int, float, bool))
+
+
+def set_fill_rgb(canvas: Any, r: float, g: float, b: float, alpha: float | None = None) -> None:
+    """`Canvas.setFillColorRGB`: the same operator and state, without the type tests of
+    `setFillColor` (a document sets a colour ~50 times)."""
+    if alpha is not None or canvas._enforceColorSpace:
+        _reportlab_set_fill_rgb(canvas, r, g, b, alpha)
+        return
+    colour = canvas._fillColorObj = (r, g, b)
+    canvas._code.append(f"{fp_str(colour)} rg")
+
+
+def set_stroke_rgb(canvas: Any, r: float, g: float, b: float, alpha: float | None = None) -> None:
+    """`Canvas.setStrokeColorRGB`, as `set_fill_rgb`."""
+    if alpha is not None or canvas._enforceColorSpace:
+        _reportlab_set_stroke_rgb(canvas, r, g, b, alpha)
+        return
+    colour = canvas._strokeColorObj = (r, g, b)
+    canvas._code.append(f"{fp_str(colour)} RG")
+
+
+_reportlab_set_fill_rgb = Canvas.setFillColorRGB
+_reportlab_set_stroke_rgb = Canvas.setStrokeColorRGB

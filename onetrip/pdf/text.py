@@ -302,7 +302,10 @@ def wrap_lines(lines: Sequence[Line], width: float, max_lines: int | None = None
         if max_lines is not None and len(parts) > max_lines:
             last = _with_ellipsis(parts[max_lines - 1], line.font, line.size, width)
             parts = [*parts[: max_lines - 1], last]
-        out.extend(dataclasses.replace(line, text=part) for part in parts)
+        if len(parts) == 1 and parts[0] == line.text:
+            out.append(line)  # a line that fits as it is (frozen: shared safely)
+        else:
+            out.extend(dataclasses.replace(line, text=part) for part in parts)
     return out
 
 

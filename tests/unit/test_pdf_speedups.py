@@ -9,7 +9,7 @@ import pytest
 from reportlab.pdfbase import pdfdoc, ttfonts
 
 from onetrip import pdf
-from onetrip.pdf import barcodes, subsets
+from onetrip.pdf import barcodes, fonts, numbers, subsets
 
 FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # the licence's CJK font
@@ -134,6 +134,9 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(ttfonts.TTFontFace, "makeSubset", subsets._reportlab_make_subset)
     for module in (pdfdoc, canvas, textobject, pathobject, pdf.text):
         monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
+    monkeypatch.setattr(ttfonts.TTFont, "splitString", fonts._reportlab_split_string)
+    monkeypatch.setattr(canvas.Canvas, "setFillColorRGB", numbers._reportlab_set_fill_rgb)
+    monkeypatch.setattr(canvas.Canvas, "setStrokeColorRGB", numbers._reportlab_set_stroke_rgb)
     assert render_license(data) == ours
     monkeypatch.setattr(pdf.text, "_PLAIN_TEXT_OBJECTS", False)  # canvas.drawString again
     assert render_license(data) == ours
@@ -185,8 +188,6 @@ def test_remembered_numbers_are_reportlabs_text() -> None:
     from reportlab.lib import rl_accel
     from reportlab.pdfgen import canvas, pathobject, textobject
 
-    from onetrip.pdf import numbers
-
     rng = random.Random(23)
     values = [0, 1, 1.0, True, False, -0.0, 0.0, 1e-7, -1e-7, 2e-7, 0.5, -0.4, 0.99999999]
     values += [1e20, 10**20, 2**53 + 1, -3, 595.2756, 841.8898, 123456.7891, 0.1234567]
@@ -215,8 +216,6 @@ def test_remembered_widths_are_reportlabs_widths() -> None:
     as ints and floats, ReportLab's Type 1 fonts and the embedded TrueType font."""
     from reportlab.pdfbase import pdfmetrics
 
-    from onetrip.pdf import fonts
-
     cjk = pdf.current_cjk_font().name
     rng = random.Random(29)
     hanzi = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
@@ -244,3 +243,48 @@ def test_to_unicode_cmaps_are_reportlabs_text() -> None:
             expected = subsets._reportlab_to_unicode_cmap(name, subset)
             assert subsets.to_unicode_cmap(name, subset) == expected
             assert subsets.to_unicode_cmap(name, subset) == expected  # remembered codes
+
+
+def test_split_strings_are_reportlabs_and_assign_the_same_codes() -> None:
+    """The TrueType `splitString` fast path against ReportLab's on twin documents: the
+    same chunks for each string, and the same codes assigned, subset by subset."""
+    from reportlab.pdfbase import pdfmetrics
+
+    font = pdfmetrics.getFont(pdf.current_cjk_font().name)
+    rng = random.Random(37)
+    hanzi = [chr(c) for c in range(0x4E00, 0x4E00 + 600)]
+    strings = ["Holder", "持证人", "持证人", "Holder 持证人 (C1) 100%", "", "a\xa0b", "持\xa0证"]
+    strings += ["".join(rng.sample(hanzi, rng.randint(1, 40))) for _ in range(30)]
+    strings += ["䶮", "Scan 扫码", "€", "持证人 Holder"]
+    ours, theirs = pdfdoc.PDFDocument(), pdfdoc.PDFDocument()
+    for text in strings * 2:
+        expected = fonts._reportlab_split_string(font, text, theirs)
+        assert font.splitString(text, ours) == expected, text
+    mine, reportlabs = font.state[ours], font.state[theirs]
+    assert mine.assignments == reportlabs.assignments
+    assert (mine.subsets, mine.nextCode) == (reportlabs.subsets, reportlabs.nextCode)
+    assert len(mine.subsets) > 1  # past subset 0: the fast path left those to ReportLab
+
+
+def test_rgb_colours_are_set_as_reportlab_sets_them() -> None:
+    """`numbers.set_fill_rgb` / `set_stroke_rgb` against ReportLab's setters on twin
+    canvases: the same operators and the same colour state."""
+    import io
+
+    from reportlab.pdfgen.canvas import Canvas
+
+    rng = random.Random(41)
+    colours = [(0, 0, 0), (1, 1, 1), (0.07, 0.07, 0.09), (0.65, 0.1, 0.1), (True, 0, 0.5)]
+    colours += [tuple(rng.random() for _ in range(3)) for _ in range(20)]
+    ours, theirs = Canvas(io.BytesIO()), Canvas(io.BytesIO())
+    for colour in colours * 2:
+        for alpha in (None, 0.5):
+            numbers.set_fill_rgb(ours, *colour, alpha=alpha)
+            numbers._reportlab_set_fill_rgb(theirs, *colour, alpha=alpha)
+            numbers.set_stroke_rgb(ours, *colour, alpha=alpha)
+            numbers._reportlab_set_stroke_rgb(theirs, *colour, alpha=alpha)
+            assert ours._code == theirs._code
+            assert ours._fillColorObj == theirs._fillColorObj
+            assert ours._strokeColorObj == theirs._strokeColorObj
+    assert Canvas.setFillColorRGB is numbers.set_fill_rgb
+    assert Canvas.setStrokeColorRGB is numbers.set_stroke_rgb
