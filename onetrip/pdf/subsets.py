@@ -126,7 +126,7 @@ def make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
             if component not in glyph_set:
                 glyph_set[component] = len(glyph_map)
                 glyph_map.append(component)
-                if not _load_glyph(face, cache, component):
+                if component not in data and not _load_glyph(face, cache, component):
                     return _reportlab_make_subset(face, subset)
                 if component in components:
                     composites.append(component)

@@ -122,6 +122,7 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     """The whole document, drawn with the kernel's formatting and text operators and then
     with ReportLab's own functions put back: byte for byte the same file."""
     from reportlab.lib import rl_accel
+    from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfgen import canvas, pathobject, textobject
 
     from delivery.documents import render_license
@@ -135,6 +136,7 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     for module in (pdfdoc, canvas, textobject, pathobject, pdf.text):
         monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
     monkeypatch.setattr(ttfonts.TTFont, "splitString", fonts._reportlab_split_string)
+    monkeypatch.setattr(pdfmetrics.Encoding, "makePDFObject", pdf._reportlab_encoding_object)
     monkeypatch.setattr(canvas.Canvas, "setFillColorRGB", numbers._reportlab_set_fill_rgb)
     monkeypatch.setattr(canvas.Canvas, "setStrokeColorRGB", numbers._reportlab_set_stroke_rgb)
     assert render_license(data) == ours
@@ -288,3 +290,25 @@ def test_rgb_colours_are_set_as_reportlab_sets_them() -> None:
             assert ours._strokeColorObj == theirs._strokeColorObj
     assert Canvas.setFillColorRGB is numbers.set_fill_rgb
     assert Canvas.setStrokeColorRGB is numbers.set_stroke_rgb
+
+
+def test_encodings_are_written_as_reportlab_writes_them() -> None:
+    """The remembered name of a frozen encoding no different from its base, against
+    ReportLab's `makePDFObject`, each twice; an encoding with differences, or one not
+    frozen, is ReportLab's own object every time."""
+    from reportlab.pdfbase import pdfmetrics
+
+    document = pdfdoc.PDFDocument()
+    for name in ("WinAnsiEncoding", "MacRomanEncoding", "StandardEncoding", "SymbolEncoding"):
+        encoding = pdfmetrics.getEncoding(name)
+        for _ in range(2):
+            assert encoding.makePDFObject() == pdf._reportlab_encoding_object(encoding)
+    custom = pdfmetrics.Encoding("OneTripTestEncoding", "WinAnsiEncoding")
+    custom[65] = "Aring"
+    for frozen in (False, True):
+        if frozen:
+            custom.freeze()
+        ours = custom.makePDFObject()
+        expected = pdf._reportlab_encoding_object(custom)
+        assert pdfdoc.format(ours, document) == pdfdoc.format(expected, document)
+    assert "_onetrip_pdf_name" not in custom.__dict__
