@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -481,3 +481,36 @@ def _split_string(
 
 
 TTFont.splitString = _split_string  # type: ignore[method-assign]
+
+
+# A subset's /Widths are `map(face.getCharWidth, subset)`: a Python call a character
+# (~200 a licence). The face's widths as a dictionary whose misses are its default width
+# make that a look-up in C; `getCharWidth` (a property now) hands out its `__getitem__`.
+class _CharWidths(dict[int, float]):
+    """A face's `charWidths`, answering `defaultWidth` for a character it lacks."""
+
+    def __init__(self, widths: Mapping[int, float], default: float) -> None:
+        super().__init__(widths)
+        self.source = widths  # the dictionary copied, to notice it being replaced
+        self.count = len(widths)
+        self.default = default
+
+    def __missing__(self, code: int) -> float:
+        return self.default
+
+
+def _char_width(face: ttfonts.TTFontFace) -> Callable[[int], float]:
+    widths = face.__dict__.get("_onetrip_char_widths")
+    current = face.charWidths
+    if (
+        widths is None
+        or widths.source is not current
+        or widths.count != len(current)
+        or widths.default != face.defaultWidth
+    ):
+        widths = face._onetrip_char_widths = _CharWidths(current, face.defaultWidth)
+    return widths.__getitem__
+
+
+_reportlab_char_width = ttfonts.TTFontFace.getCharWidth
+ttfonts.TTFontFace.getCharWidth = property(_char_width)  # type: ignore[assignment]

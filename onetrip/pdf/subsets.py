@@ -20,7 +20,7 @@ import contextlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, repeat, takewhile
+from itertools import accumulate, repeat, takewhile
 from operator import add, itemgetter, rshift
 
 from reportlab.lib.rl_accel import add32, calcChecksum
@@ -53,6 +53,10 @@ class _FaceTables:
     #: a composite glyph's component references: ((offset in its bytes, glyph), ...);
     #: written before `data`, so a glyph in `data` is known to be composite or not
     components: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    #: a glyph's hmtx entry (advance and left bearing), and its left bearing alone (a
+    #: glyph in the trailing run of equal advances); written before `data` too
+    metrics: dict[int, bytes] = field(default_factory=dict)
+    bearings: dict[int, bytes] = field(default_factory=dict)
 
 
 def _face_tables(face: ttfonts.TTFontFace) -> _FaceTables:
@@ -99,6 +103,9 @@ def _load_glyph(face: ttfonts.TTFontFace, cache: _FaceTables, glyph: int) -> boo
                     pos += size
                     break
         cache.components[glyph] = tuple(components)
+    advance, bearing = face.hmetrics[glyph]
+    cache.metrics[glyph] = struct.pack(">HH", advance, bearing)
+    cache.bearings[glyph] = struct.pack(">H", bearing)
     data += b"\0" * (-len(data) % 4)
     cache.checksums[glyph] = calcChecksum(data)
     cache.data[glyph] = data
@@ -133,14 +140,15 @@ def make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
 
     tables = dict(cache.tables)
     glyph_count = len(glyph_map)
-    metrics = list(map(face.hmetrics.__getitem__, glyph_map))  # (advance, left bearing)
     # A trailing run of equal advances keeps only its first advance: the rest of the
     # run is left bearings alone.
-    last = metrics[-1][0]
-    run = len(list(takewhile(last.__eq__, map(itemgetter(0), reversed(metrics)))))
+    advances = map(itemgetter(0), map(face.hmetrics.__getitem__, reversed(glyph_map)))
+    last = face.hmetrics[glyph_map[-1]][0]
+    run = len(list(takewhile(last.__eq__, advances)))
     full = max(glyph_count - run + 1, 1)
-    hmtx = [*chain.from_iterable(metrics[:full]), *map(itemgetter(1), metrics[full:])]
-    tables["hmtx"] = _table(struct.pack(f">{len(hmtx)}H", *hmtx))
+    hmtx = b"".join(map(cache.metrics.__getitem__, glyph_map[:full]))
+    hmtx += b"".join(map(cache.bearings.__getitem__, glyph_map[full:]))
+    tables["hmtx"] = _table(hmtx)
     tables["hhea"] = _table(ttfonts._set_ushort(cache.hhea, 34, full))
     tables["maxp"] = _table(ttfonts._set_ushort(cache.maxp, 4, glyph_count))
     codes = map(glyph_set.__getitem__, originals)

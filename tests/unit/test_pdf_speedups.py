@@ -312,3 +312,19 @@ def test_encodings_are_written_as_reportlab_writes_them() -> None:
         expected = pdf._reportlab_encoding_object(custom)
         assert pdfdoc.format(ours, document) == pdfdoc.format(expected, document)
     assert "_onetrip_pdf_name" not in custom.__dict__
+
+
+@pytest.mark.parametrize("path", FONTS)
+def test_char_widths_are_reportlabs(path: str) -> None:
+    """`face.getCharWidth` (a C look-up now) against ReportLab's method: every
+    character of the font, characters it lacks, and after its widths change."""
+    if not Path(path).is_file():
+        pytest.skip(f"{path} not installed")
+    face = ttfonts.TTFontFace(path)
+    codes = [*face.charToGlyph, 0, 0x10FFFF, 0xE000, -1]
+    assert list(map(face.getCharWidth, codes)) == [
+        fonts._reportlab_char_width(face, code) for code in codes
+    ]
+    face.charWidths[0x10FFFF] = 123.0
+    face.defaultWidth = 7.0
+    assert face.getCharWidth(0x10FFFF) == 123.0 and face.getCharWidth(0xE000) == 7.0
