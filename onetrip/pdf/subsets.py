@@ -21,7 +21,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat, takewhile
-from operator import add, itemgetter, rshift
+from operator import add, rshift
 
 from reportlab.lib.rl_accel import add32, calcChecksum
 from reportlab.pdfbase import ttfonts
@@ -57,6 +57,7 @@ class _FaceTables:
     #: glyph in the trailing run of equal advances); written before `data` too
     metrics: dict[int, bytes] = field(default_factory=dict)
     bearings: dict[int, bytes] = field(default_factory=dict)
+    advances: dict[int, int] = field(default_factory=dict)  # as hmtx writes them
 
 
 def _face_tables(face: ttfonts.TTFontFace) -> _FaceTables:
@@ -103,7 +104,10 @@ def _load_glyph(face: ttfonts.TTFontFace, cache: _FaceTables, glyph: int) -> boo
                     pos += size
                     break
         cache.components[glyph] = tuple(components)
-    advance, bearing = face.hmetrics[glyph]
+    # int(): past the font's numberOfHMetrics ReportLab keeps the last advance scaled
+    # to 1000 units, a float, and its makeSubset writes int() of that
+    advance, bearing = (int(value) for value in face.hmetrics[glyph])
+    cache.advances[glyph] = advance
     cache.metrics[glyph] = struct.pack(">HH", advance, bearing)
     cache.bearings[glyph] = struct.pack(">H", bearing)
     data += b"\0" * (-len(data) % 4)
@@ -142,9 +146,8 @@ def make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
     glyph_count = len(glyph_map)
     # A trailing run of equal advances keeps only its first advance: the rest of the
     # run is left bearings alone.
-    advances = map(itemgetter(0), map(face.hmetrics.__getitem__, reversed(glyph_map)))
-    last = face.hmetrics[glyph_map[-1]][0]
-    run = len(list(takewhile(last.__eq__, advances)))
+    advances = map(cache.advances.__getitem__, reversed(glyph_map))
+    run = len(list(takewhile(cache.advances[glyph_map[-1]].__eq__, advances)))
     full = max(glyph_count - run + 1, 1)
     hmtx = b"".join(map(cache.metrics.__getitem__, glyph_map[:full]))
     hmtx += b"".join(map(cache.bearings.__getitem__, glyph_map[full:]))

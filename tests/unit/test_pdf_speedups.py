@@ -14,6 +14,8 @@ from onetrip.pdf import barcodes, fonts, numbers, subsets
 FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # the licence's CJK font
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # many composite glyphs (accents)
+    # fewer hmetrics than glyphs: ReportLab keeps the last advance as a scaled float
+    "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",
 )
 
 
@@ -37,7 +39,7 @@ def test_font_subsets_are_reportlabs_bytes(path: str) -> None:
     for subset in (same[:40], [*same[:40], rng.choice(codes)], same[:1]):
         assert subsets.make_subset(face, subset) == subsets._reportlab_make_subset(face, subset)
     # the composite glyphs' component references were renumbered, not merely copied
-    assert face.__dict__[subsets._CACHE].components
+    assert "hanazono" in path or face.__dict__[subsets._CACHE].components
 
 
 def test_font_subsets_are_installed_for_every_face() -> None:
