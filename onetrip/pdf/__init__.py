@@ -25,8 +25,9 @@ from collections import OrderedDict
 from typing import Any
 
 from reportlab import rl_config
-from reportlab.lib.rl_accel import fp_str
-from reportlab.pdfbase import pdfdoc
+from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfgen import canvas as _canvas
+from reportlab.pdfgen import pathobject, textobject
 
 from onetrip.pdf.barcodes import (
     QR_QUIET_ZONE,
@@ -67,6 +68,7 @@ from onetrip.pdf.fonts import (
     reset_cjk_font,
 )
 from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
+from onetrip.pdf.numbers import fp_str, set_fill_rgb, set_stroke_rgb
 from onetrip.pdf.text import (
     GREY,
     INK,
@@ -187,7 +189,11 @@ _NOT_IN_PDFDOC = re.compile("[\x18-\x1f]")
 def _pdfdoc_encode(text: Any) -> Any:
     # Every number, name and operator ReportLab writes goes through its Python charmap
     # codec; for ASCII (all but a few control characters) it is the identity.
-    if type(text) is str and text.isascii() and _NOT_IN_PDFDOC.search(text) is None:
+    if (
+        type(text) is str
+        and text.isascii()
+        and (text.isprintable() or _NOT_IN_PDFDOC.search(text) is None)  # printable: no \x18
+    ):
         return text.encode("ascii")
     return _reportlab_pdfdoc_encode(text)
 
@@ -195,6 +201,34 @@ def _pdfdoc_encode(text: Any) -> Any:
 pdfdoc.PDFDictionary.format = _dictionary_format  # type: ignore[method-assign]
 pdfdoc.pdfdocEnc = _pdfdoc_encode
 pdfdoc.PDFArray.format = _array_format  # type: ignore[method-assign]
+
+# Each number ReportLab writes is formatted by name through the module's own `fp_str`:
+# the remembered one (`numbers`) in the modules that draw and write a document.
+for _module in (pdfdoc, _canvas, textobject, pathobject):
+    _module.fp_str = fp_str  # type: ignore[attr-defined]
+_reportlab_encoding_object = pdfmetrics.Encoding.makePDFObject
+
+
+def _encoding_object(self: pdfmetrics.Encoding) -> Any:
+    # A standard font's encoding (WinAnsi for Helvetica) is compared with its base
+    # encoding name by name, 256 in Python, for each document that uses the font. A
+    # frozen encoding no different from its frozen base is that base's name: a string,
+    # the same every time, remembered on the encoding with the base it was compared to.
+    base = pdfmetrics.getEncoding(self.baseEncodingName)
+    if not (self.frozen and base.frozen):
+        return _reportlab_encoding_object(self)
+    known = self.__dict__.get("_onetrip_pdf_name")
+    if known is not None and known[0] is base:
+        return known[1]
+    made = _reportlab_encoding_object(self)
+    if type(made) is str:
+        self._onetrip_pdf_name = (base, made)
+    return made
+
+
+pdfmetrics.Encoding.makePDFObject = _encoding_object  # type: ignore[method-assign]
+_canvas.Canvas.setFillColorRGB = set_fill_rgb  # type: ignore[method-assign]
+_canvas.Canvas.setStrokeColorRGB = set_stroke_rgb  # type: ignore[method-assign]
 
 __all__ = [
     "CID_FALLBACK_FONT",

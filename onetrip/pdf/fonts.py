@@ -16,14 +16,12 @@ needs them, and a character no font has is logged once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import struct
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 
+from onetrip.pdf.subsets import make_subset, to_unicode_cmap
 from onetrip.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -239,6 +238,7 @@ def reset_cjk_font() -> None:
         _advised = False
         _chains.clear()
         _missing.clear()
+        _widths.clear()
         _missing_overflowed = False
 
 
@@ -399,6 +399,25 @@ def font_chain(font: str) -> FontChain | None:
     return chain
 
 
+#: widths measured: (text, font, size) -> points, emptied when it grows past its bound
+_widths: dict[tuple[str, str, float], float] = {}
+MAX_REMEMBERED_WIDTHS = 8192
+
+
+def string_width(text: str, font: str, size: float) -> float:
+    """`pdfmetrics.stringWidth(text, font, size)`, remembered: a line is measured to wrap
+    or fit it and again to place it, and a document's labels and notes are the same in
+    every document (ReportLab's measuring costs ~1,000 instructions a character)."""
+    key = (text, font, size)
+    width = _widths.get(key)
+    if width is None:
+        width = pdfmetrics.stringWidth(text, font, size)
+        if len(_widths) >= MAX_REMEMBERED_WIDTHS:
+            _widths.clear()
+        _widths[key] = width
+    return width
+
+
 def font_runs(text: str, font: str) -> list[tuple[str, str]]:
     """`text` split into (font name, text) runs to draw it in `font` with its fallbacks:
     each character in the first font of the chain that has it. Text without such
@@ -421,7 +440,7 @@ def _utf16_hex(match: re.Match[str]) -> str:
 
 
 def _to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
-    cmap = _reportlab_to_unicode_cmap(fontname, subset)
+    cmap = to_unicode_cmap(fontname, subset)  # ReportLab's text, faster
     if max(subset, default=0) <= 0xFFFF:
         return cmap
     return _BEYOND_BMP.sub(_utf16_hex, cmap)
@@ -436,128 +455,62 @@ ttfonts.makeToUnicodeCMap = _to_unicode_cmap
 
 # --- faster font subsets ------------------------------------------------------------------
 
-# ReportLab's `makeSubset` re-reads every glyph of a subset from the font file for each
-# document (seek, unpack, composite parsing: ~0.75 ms of a licence's ~5 ms). A glyph's
-# bytes and where its component references sit depend only on the font, so this version
-# remembers them per face (the glyphs used so far: at most the font's glyf table) and
-# assembles exactly the same subset file: same glyph order, same tables, same bytes. A
-# subset with a glyph it does not parse the same way goes back to ReportLab's own code.
-# (Installed on TTFontFace below; receipts and every other document get it too.)
-_reportlab_make_subset = ttfonts.TTFontFace.makeSubset
-_Glyph = tuple[bytes, tuple[tuple[int, int], ...]]  # bytes, ((offset, component glyph), ...)
-_COMPONENT_ARGS = (
-    (ttfonts.GF_WE_HAVE_A_SCALE, 2),
-    (ttfonts.GF_WE_HAVE_AN_X_AND_Y_SCALE, 4),
-    (ttfonts.GF_WE_HAVE_A_TWO_BY_TWO, 8),
-)
+# ReportLab re-reads and re-assembles a subset glyph by glyph for each document; see
+# `subsets` for the version that gives the same bytes from what it remembered of the face.
+ttfonts.TTFontFace.makeSubset = make_subset  # type: ignore[method-assign]
 
 
-def _read_glyph(glyf: memoryview, start: int, end: int) -> _Glyph | None:
-    data = bytes(glyf[start:end])
-    if 0 < len(data) <= 2:
-        return None  # ReportLab reads such a glyph inconsistently: let it
-    components: list[tuple[int, int]] = []
-    if data and struct.unpack_from(">h", data)[0] < 0:  # composite
-        pos = 10
-        flags = ttfonts.GF_MORE_COMPONENTS
-        while flags & ttfonts.GF_MORE_COMPONENTS:
-            flags, component = struct.unpack_from(">HH", data, pos)
-            components.append((pos + 2, component))
-            pos += 8 if flags & ttfonts.GF_ARG_1_AND_2_ARE_WORDS else 6
-            for flag, size in _COMPONENT_ARGS:
-                if flags & flag:
-                    pos += size
-                    break
-    return data, tuple(components)
+# ReportLab's `splitString` assigns each character of a TrueType string its code in the
+# document's subsets one character at a time in Python (~1 M instructions a licence).
+# A string whose characters all have their code already (ASCII, and every character
+# seen earlier in the document) in subset 0 is that subset's codes as bytes: a look-up
+# in C. Anything else (a new character, a second subset, a no-break space) is
+# ReportLab's own code, which also assigns the new codes.
+_reportlab_split_string = TTFont.splitString
 
 
-def _make_subset(self: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
-    cache = self.__dict__.get("_onetrip_subset_cache")
-    if cache is None:
-        tables = {}
-        for tag in ("name", "OS/2", "cvt ", "fpgm", "prep"):
-            with contextlib.suppress(KeyError):  # cvt, fpgm and prep are optional
-                tables[tag] = bytes(self.get_table(tag))
-        tables["post"] = b"\x00\x03\x00\x00" + self.get_table("post")[4:16] + b"\x00" * 16
-        start, length = self.get_table_pos("glyf")
-        glyf = memoryview(self._ttf_data)[start : start + length]  # a view, not a copy
-        head, hhea, maxp = (bytes(self.get_table(t)) for t in ("head", "hhea", "maxp"))
-        cache = self._onetrip_subset_cache = (tables, glyf, head, hhea, maxp, {})
-    tables, glyf, head, hhea, maxp, glyphs = cache
-
-    char_to_glyph = self.charToGlyph
-    glyph_map = [0]  # new glyph index -> old glyph index
-    glyph_set = {0: 0}  # old glyph index -> new glyph index
-    code_to_glyph = []
-    for code in subset:
-        original = char_to_glyph.get(code, 0)
-        if original not in glyph_set:
-            glyph_set[original] = len(glyph_map)
-            glyph_map.append(original)
-        code_to_glyph.append(glyph_set[original])
-    entries: list[_Glyph] = []
-    positions = self.glyphPos
-    n = 0
-    while n < len(glyph_map):  # grows with the components of composite glyphs
-        original = glyph_map[n]
-        n += 1
-        entry = glyphs.get(original)
-        if entry is None:
-            entry = _read_glyph(glyf, positions[original], positions[original + 1])
-            if entry is None:
-                return _reportlab_make_subset(self, subset)
-            glyphs[original] = entry
-        entries.append(entry)
-        for _, component in entry[1]:
-            if component not in glyph_set:
-                glyph_set[component] = len(glyph_map)
-                glyph_map.append(component)
-
-    output = ttfonts.TTFontMaker()
-    for tag, table in tables.items():
-        output.add(tag, table)
-    glyph_count = len(glyph_map)
-    hmtx: list[int] = []
-    for original in glyph_map:
-        aw, lsb = self.hmetrics[original]
-        hmtx.append(int(aw))
-        hmtx.append(int(lsb))
-    n = len(hmtx) - 2  # a trailing run of equal advances keeps only its left bearings
-    while n and hmtx[n] == hmtx[n - 2]:
-        n -= 2
-    n += 2
-    hmtx = hmtx[:n] + hmtx[n + 1 :: 2]
-    output.add("hmtx", struct.pack(f">{len(hmtx)}H", *hmtx))
-    output.add("hhea", ttfonts._set_ushort(hhea, 34, n >> 1))
-    output.add("maxp", ttfonts._set_ushort(maxp, 4, glyph_count))
-    cmap = [0, 1, 1, 0, 0, 12, 6, 10 + len(subset) * 2, 0, 0, len(subset), *code_to_glyph]
-    output.add("cmap", struct.pack(f">{len(cmap)}H", *cmap))
-    offsets = []
-    parts = []
-    pos = 0
-    for data, components in entries:
-        offsets.append(pos)
-        if components:
-            patched = bytearray(data)
-            for offset, component in components:
-                struct.pack_into(">H", patched, offset, glyph_set[component])
-            data = bytes(patched)
-        parts.append(data)
-        pos += len(data)
-        if pos % 4:
-            parts.append(b"\0" * (4 - pos % 4))
-            pos += 4 - pos % 4
-    offsets.append(pos)
-    output.add("glyf", b"".join(parts))
-    if (pos + 1) >> 1 > 0xFFFF:
-        long_loca = 1
-        loca = struct.pack(f">{len(offsets)}L", *offsets)
-    else:
-        long_loca = 0
-        loca = struct.pack(f">{len(offsets)}H", *(offset >> 1 for offset in offsets))
-    output.add("loca", loca)
-    output.add("head", ttfonts._set_ushort(head, 50, long_loca))
-    return output.makeStream()
+def _split_string(
+    self: TTFont, text: str | bytes, doc: object, encoding: str = "utf-8"
+) -> list[tuple[int, bytes]]:
+    state = self.state.get(doc)
+    if state is not None and type(text) is str and text and "\xa0" not in text:
+        codes = list(map(state.assignments.get, map(ord, text)))
+        if None not in codes and max(codes) < 256:
+            return [(0, bytes(codes))]
+    return _reportlab_split_string(self, text, doc, encoding)
 
 
-ttfonts.TTFontFace.makeSubset = _make_subset  # type: ignore[method-assign]
+TTFont.splitString = _split_string  # type: ignore[method-assign]
+
+
+# A subset's /Widths are `map(face.getCharWidth, subset)`: a Python call a character
+# (~200 a licence). The face's widths as a dictionary whose misses are its default width
+# make that a look-up in C; `getCharWidth` (a property now) hands out its `__getitem__`.
+class _CharWidths(dict[int, float]):
+    """A face's `charWidths`, answering `defaultWidth` for a character it lacks."""
+
+    def __init__(self, widths: Mapping[int, float], default: float) -> None:
+        super().__init__(widths)
+        self.source = widths  # the dictionary copied, to notice it being replaced
+        self.count = len(widths)
+        self.default = default
+
+    def __missing__(self, code: int) -> float:
+        return self.default
+
+
+def _char_width(face: ttfonts.TTFontFace) -> Callable[[int], float]:
+    widths = face.__dict__.get("_onetrip_char_widths")
+    current = face.charWidths
+    if (
+        widths is None
+        or widths.source is not current
+        or widths.count != len(current)
+        or widths.default != face.defaultWidth
+    ):
+        widths = face._onetrip_char_widths = _CharWidths(current, face.defaultWidth)
+    return widths.__getitem__
+
+
+_reportlab_char_width = ttfonts.TTFontFace.getCharWidth
+ttfonts.TTFontFace.getCharWidth = property(_char_width)  # type: ignore[assignment]

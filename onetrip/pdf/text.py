@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import textobject
 
-from onetrip.pdf.fonts import font_chain, font_runs
+from onetrip.pdf.fonts import font_chain, font_runs, string_width
+from onetrip.pdf.numbers import fp_str
 
 # The palette every document shares (RGB, 0..1).
 INK = (0.07, 0.07, 0.09)
@@ -160,15 +160,15 @@ def _type1_switch(canvas: Any, name: str) -> str:
 def _runs_width(runs: Sequence[tuple[str, str]], size: float) -> float:
     if len(runs) == 1:
         font, text = runs[0]
-        return pdfmetrics.stringWidth(text, font, size)
-    return sum(pdfmetrics.stringWidth(text, font, size) for font, text in runs)
+        return string_width(text, font, size)
+    return sum(string_width(text, font, size) for font, text in runs)
 
 
 def text_width(text: str, font: str, size: float) -> float:
     """Width of `text` in points as `draw_text` draws it (each run in its own font)."""
     chain = font_chain(font)
     if chain is None or chain.covers(text):  # wrapping measures often: keep this short
-        return pdfmetrics.stringWidth(text, font, size)
+        return string_width(text, font, size)
     return _runs_width(chain.runs(text), size)
 
 
@@ -302,7 +302,10 @@ def wrap_lines(lines: Sequence[Line], width: float, max_lines: int | None = None
         if max_lines is not None and len(parts) > max_lines:
             last = _with_ellipsis(parts[max_lines - 1], line.font, line.size, width)
             parts = [*parts[: max_lines - 1], last]
-        out.extend(dataclasses.replace(line, text=part) for part in parts)
+        if len(parts) == 1 and parts[0] == line.text:
+            out.append(line)  # a line that fits as it is (frozen: shared safely)
+        else:
+            out.extend(dataclasses.replace(line, text=part) for part in parts)
     return out
 
 

@@ -9,11 +9,13 @@ import pytest
 from reportlab.pdfbase import pdfdoc, ttfonts
 
 from onetrip import pdf
-from onetrip.pdf import barcodes, fonts
+from onetrip.pdf import barcodes, fonts, numbers, subsets
 
 FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # the licence's CJK font
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # many composite glyphs (accents)
+    # fewer hmetrics than glyphs: ReportLab keeps the last advance as a scaled float
+    "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",
 )
 
 
@@ -24,12 +26,24 @@ def test_font_subsets_are_reportlabs_bytes(path: str) -> None:
     face = ttfonts.TTFontFace(path)
     codes = sorted(face.charToGlyph)
     rng = random.Random(7)
-    for _ in range(15):
-        subset = [*rng.sample(codes, rng.randint(1, 255)), 0x10FFFF]  # one the font lacks
-        assert fonts._make_subset(face, subset) == fonts._reportlab_make_subset(face, subset)
+    assert subsets.make_subset(face, [0]) == subsets._reportlab_make_subset(face, [0])
+    for size in (1, 2, 31, 128, 255, 256):
+        for _ in range(4):
+            subset = [*rng.sample(codes, size), 0x10FFFF]  # one the font lacks
+            if rng.random() < 0.5:
+                subset = [0] * 32 + subset  # ReportLab's subset 0: .notdef until filled
+            expected = subsets._reportlab_make_subset(face, subset)
+            assert subsets.make_subset(face, subset) == expected
+    # the same advance throughout, and the last glyph's advance unlike the others
+    same = [code for code in codes if face.getCharWidth(code) == face.getCharWidth(codes[-1])]
+    for subset in (same[:40], [*same[:40], rng.choice(codes)], same[:1]):
+        assert subsets.make_subset(face, subset) == subsets._reportlab_make_subset(face, subset)
     # the composite glyphs' component references were renumbered, not merely copied
-    cache = face.__dict__["_onetrip_subset_cache"]
-    assert path.endswith(".ttc") or any(entry[1] for entry in cache[5].values() if entry)
+    assert "hanazono" in path or face.__dict__[subsets._CACHE].components
+
+
+def test_font_subsets_are_installed_for_every_face() -> None:
+    assert ttfonts.TTFontFace.makeSubset is subsets.make_subset
 
 
 def test_int_arrays_are_reportlabs_bytes() -> None:
@@ -109,6 +123,10 @@ def test_pdfdoc_text_is_encoded_as_reportlab_does() -> None:
 def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch) -> None:
     """The whole document, drawn with the kernel's formatting and text operators and then
     with ReportLab's own functions put back: byte for byte the same file."""
+    from reportlab.lib import rl_accel
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfgen import canvas, pathobject, textobject
+
     from delivery.documents import render_license
     from tests.unit.test_delivery_render_documents import DATA as data
 
@@ -116,6 +134,13 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(pdfdoc.PDFArray, "format", pdf._reportlab_array_format)
     monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
     monkeypatch.setattr(pdfdoc, "pdfdocEnc", pdf._reportlab_pdfdoc_encode)
+    monkeypatch.setattr(ttfonts.TTFontFace, "makeSubset", subsets._reportlab_make_subset)
+    for module in (pdfdoc, canvas, textobject, pathobject, pdf.text):
+        monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
+    monkeypatch.setattr(ttfonts.TTFont, "splitString", fonts._reportlab_split_string)
+    monkeypatch.setattr(pdfmetrics.Encoding, "makePDFObject", pdf._reportlab_encoding_object)
+    monkeypatch.setattr(canvas.Canvas, "setFillColorRGB", numbers._reportlab_set_fill_rgb)
+    monkeypatch.setattr(canvas.Canvas, "setStrokeColorRGB", numbers._reportlab_set_stroke_rgb)
     assert render_license(data) == ours
     monkeypatch.setattr(pdf.text, "_PLAIN_TEXT_OBJECTS", False)  # canvas.drawString again
     assert render_license(data) == ours
@@ -159,3 +184,149 @@ def test_draw_string_writes_what_reportlabs_drawstring_writes() -> None:
 
     assert pdftext._PLAIN_TEXT_OBJECTS
     assert draw(fast=True) == draw(fast=False)
+
+
+def test_remembered_numbers_are_reportlabs_text() -> None:
+    """`numbers.fp_str` against ReportLab's `fp_str`, each call twice (the second from
+    what it remembered), and its text installed where ReportLab writes numbers."""
+    from reportlab.lib import rl_accel
+    from reportlab.pdfgen import canvas, pathobject, textobject
+
+    rng = random.Random(23)
+    values = [0, 1, 1.0, True, False, -0.0, 0.0, 1e-7, -1e-7, 2e-7, 0.5, -0.4, 0.99999999]
+    values += [1e20, 10**20, 2**53 + 1, -3, 595.2756, 841.8898, 123456.7891, 0.1234567]
+    values += [rng.uniform(-1000, 1000) for _ in range(200)]
+    values += [round(rng.uniform(0, 600), rng.randint(0, 4)) for _ in range(200)]
+    calls: list[tuple] = [(value,) for value in values]
+    calls += [tuple(rng.sample(values, rng.randint(2, 6))) for _ in range(200)]
+    calls += [([1, 2.5],), ((0.07, 0.07, 0.09),), ([],), ()]
+    for call in calls * 2:
+        assert numbers.fp_str(*call) == rl_accel.fp_str(*call), call
+    for call in [("x",), (None,), (float("nan"),), (float("inf"),), ([1, [2]],)]:
+        try:
+            expected = rl_accel.fp_str(*call)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                numbers.fp_str(*call)
+            continue
+        assert numbers.fp_str(*call) == expected
+    for module in (pdfdoc, canvas, textobject, pathobject):
+        assert module.fp_str is numbers.fp_str
+
+
+def test_remembered_widths_are_reportlabs_widths() -> None:
+    """`fonts.string_width` against `pdfmetrics.stringWidth`, each twice (the second
+    from what it remembered): Chinese, Latin, escapes, characters a font lacks, sizes
+    as ints and floats, ReportLab's Type 1 fonts and the embedded TrueType font."""
+    from reportlab.pdfbase import pdfmetrics
+
+    cjk = pdf.current_cjk_font().name
+    rng = random.Random(29)
+    hanzi = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    texts = ["", " ", "持证人", "Holder", "浙公驾 330106-2026-000001", "(王芳) \\ 100%", "€ α ẞ"]
+    texts += ["䶮𠀀𪚥", "LICENCE", "扫码核验 Scan to verify"]
+    texts += ["".join(rng.sample(hanzi, rng.randint(1, 30))) for _ in range(50)]
+    for font in (cjk, "Helvetica", "Helvetica-Bold"):
+        for text in texts:
+            for size in (7, 7.5, 10.5, 10, 30):
+                expected = pdfmetrics.stringWidth(text, font, size)
+                assert fonts.string_width(text, font, size) == expected
+                assert fonts.string_width(text, font, size) == expected
+    assert fonts.string_width("Holder", "Helvetica", 8) != fonts.string_width("Holder", cjk, 8)
+
+
+def test_to_unicode_cmaps_are_reportlabs_text() -> None:
+    """`subsets.to_unicode_cmap` against ReportLab's `makeToUnicodeCMap` (before the
+    kernel's own fix of characters beyond the basic plane, `fonts._to_unicode_cmap`)."""
+    rng = random.Random(31)
+    for size in (0, 1, 2, 15, 16, 17, 128, 203, 255, 256, 257):
+        for _ in range(3):
+            picks = (0, 32, 0x4E00, 0xFFFF, 0x20000, rng.randint(0, 0x10FFFF))
+            subset = [rng.choice(picks) for _ in range(size)]
+            name = rng.choice(["AAAAAA+WenQuanYiMicroHei-0", "AAAAAB+DejaVuSans"])
+            expected = subsets._reportlab_to_unicode_cmap(name, subset)
+            assert subsets.to_unicode_cmap(name, subset) == expected
+            assert subsets.to_unicode_cmap(name, subset) == expected  # remembered codes
+
+
+def test_split_strings_are_reportlabs_and_assign_the_same_codes() -> None:
+    """The TrueType `splitString` fast path against ReportLab's on twin documents: the
+    same chunks for each string, and the same codes assigned, subset by subset."""
+    from reportlab.pdfbase import pdfmetrics
+
+    font = pdfmetrics.getFont(pdf.current_cjk_font().name)
+    rng = random.Random(37)
+    hanzi = [chr(c) for c in range(0x4E00, 0x4E00 + 600)]
+    strings = ["Holder", "持证人", "持证人", "Holder 持证人 (C1) 100%", "", "a\xa0b", "持\xa0证"]
+    strings += ["".join(rng.sample(hanzi, rng.randint(1, 40))) for _ in range(30)]
+    strings += ["䶮", "Scan 扫码", "€", "持证人 Holder"]
+    ours, theirs = pdfdoc.PDFDocument(), pdfdoc.PDFDocument()
+    for text in strings * 2:
+        expected = fonts._reportlab_split_string(font, text, theirs)
+        assert font.splitString(text, ours) == expected, text
+    mine, reportlabs = font.state[ours], font.state[theirs]
+    assert mine.assignments == reportlabs.assignments
+    assert (mine.subsets, mine.nextCode) == (reportlabs.subsets, reportlabs.nextCode)
+    assert len(mine.subsets) > 1  # past subset 0: the fast path left those to ReportLab
+
+
+def test_rgb_colours_are_set_as_reportlab_sets_them() -> None:
+    """`numbers.set_fill_rgb` / `set_stroke_rgb` against ReportLab's setters on twin
+    canvases: the same operators and the same colour state."""
+    import io
+
+    from reportlab.pdfgen.canvas import Canvas
+
+    rng = random.Random(41)
+    colours = [(0, 0, 0), (1, 1, 1), (0.07, 0.07, 0.09), (0.65, 0.1, 0.1), (True, 0, 0.5)]
+    colours += [tuple(rng.random() for _ in range(3)) for _ in range(20)]
+    ours, theirs = Canvas(io.BytesIO()), Canvas(io.BytesIO())
+    for colour in colours * 2:
+        for alpha in (None, 0.5):
+            numbers.set_fill_rgb(ours, *colour, alpha=alpha)
+            numbers._reportlab_set_fill_rgb(theirs, *colour, alpha=alpha)
+            numbers.set_stroke_rgb(ours, *colour, alpha=alpha)
+            numbers._reportlab_set_stroke_rgb(theirs, *colour, alpha=alpha)
+            assert ours._code == theirs._code
+            assert ours._fillColorObj == theirs._fillColorObj
+            assert ours._strokeColorObj == theirs._strokeColorObj
+    assert Canvas.setFillColorRGB is numbers.set_fill_rgb
+    assert Canvas.setStrokeColorRGB is numbers.set_stroke_rgb
+
+
+def test_encodings_are_written_as_reportlab_writes_them() -> None:
+    """The remembered name of a frozen encoding no different from its base, against
+    ReportLab's `makePDFObject`, each twice; an encoding with differences, or one not
+    frozen, is ReportLab's own object every time."""
+    from reportlab.pdfbase import pdfmetrics
+
+    document = pdfdoc.PDFDocument()
+    for name in ("WinAnsiEncoding", "MacRomanEncoding", "StandardEncoding", "SymbolEncoding"):
+        encoding = pdfmetrics.getEncoding(name)
+        for _ in range(2):
+            assert encoding.makePDFObject() == pdf._reportlab_encoding_object(encoding)
+    custom = pdfmetrics.Encoding("OneTripTestEncoding", "WinAnsiEncoding")
+    custom[65] = "Aring"
+    for frozen in (False, True):
+        if frozen:
+            custom.freeze()
+        ours = custom.makePDFObject()
+        expected = pdf._reportlab_encoding_object(custom)
+        assert pdfdoc.format(ours, document) == pdfdoc.format(expected, document)
+    assert "_onetrip_pdf_name" not in custom.__dict__
+
+
+@pytest.mark.parametrize("path", FONTS)
+def test_char_widths_are_reportlabs(path: str) -> None:
+    """`face.getCharWidth` (a C look-up now) against ReportLab's method: every
+    character of the font, characters it lacks, and after its widths change."""
+    if not Path(path).is_file():
+        pytest.skip(f"{path} not installed")
+    face = ttfonts.TTFontFace(path)
+    codes = [*face.charToGlyph, 0, 0x10FFFF, 0xE000, -1]
+    assert list(map(face.getCharWidth, codes)) == [
+        fonts._reportlab_char_width(face, code) for code in codes
+    ]
+    face.charWidths[0x10FFFF] = 123.0
+    face.defaultWidth = 7.0
+    assert face.getCharWidth(0x10FFFF) == 123.0 and face.getCharWidth(0xE000) == 7.0
