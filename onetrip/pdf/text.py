@@ -94,10 +94,10 @@ def _draw_runs(
     """The runs one after the other in one text object, so the line reads as one string.
     One run in the font asked for (the canvas's, set by `draw_text`) is drawn as before."""
     if len(runs) == 1 and runs[0][0] == canvas._fontname:
-        if mode or char_space or not _PLAIN_TEXT_OBJECTS or not canvas.bottomup:
+        if not _PLAIN_TEXT_OBJECTS or not canvas.bottomup:
             canvas.drawString(x, y, runs[0][1], mode=mode or None, charSpace=char_space)
         else:
-            draw_string(canvas, x, y, runs[0][1])
+            draw_string(canvas, x, y, runs[0][1], mode=mode or None, char_space=char_space)
         return
     line = canvas.beginText(x, y)
     if mode:
@@ -119,11 +119,24 @@ def _draw_runs(
 _PLAIN_TEXT_OBJECTS = not textobject.rtlSupport
 
 
-def draw_string(canvas: Any, x: float, y: float, text: str) -> None:
-    """`canvas.drawString(x, y, text)` in the canvas's font, the same operators, without
-    the text object ReportLab builds for it (its colour setters, cursor and the width
-    it measures and drops: ~40 lines a licence, a sixth of the drawing). Registers the
-    characters in the document's font subsets as drawString does."""
+def draw_string(
+    canvas: Any,
+    x: float,
+    y: float,
+    text: str,
+    *,
+    mode: int | None = None,
+    char_space: float = 0,
+) -> None:
+    """`canvas.drawString(x, y, text, mode=mode, charSpace=char_space)` in the canvas's
+    font, the same operators, without the text object ReportLab builds for it (its
+    colour setters, cursor and the width it measures and drops: ~40 lines a licence, a
+    sixth of the drawing). Registers the characters in the document's font subsets as
+    drawString does. Rendering mode and character spacing are text state that outlives
+    the text object: set before the text and put back after it, as drawString does."""
+    if mode is not None and mode not in (0, 1, 2, 3):  # a clipping mode: ReportLab's way
+        canvas.drawString(x, y, text, mode=mode, charSpace=char_space)
+        return
     font = pdfmetrics.getFont(canvas._fontname)
     escape = canvas._escape
     parts = []
@@ -147,9 +160,16 @@ def draw_string(canvas: Any, x: float, y: float, text: str) -> None:
         if used != font:
             parts.append(_type1_switch(canvas, canvas._fontname))
     else:  # a CID font: ReportLab's own way
-        canvas.drawString(x, y, text)
+        canvas.drawString(x, y, text, mode=mode, charSpace=char_space)
         return
-    canvas._code.append(f"BT 1 0 0 1 {fp_str(x, y)} Tm {' '.join(parts)} T* ET")
+    before = after = ""
+    if char_space:
+        before = f"{fp_str(char_space)} Tc "
+        after = " 0 Tc"
+    if mode:  # the text object starts in mode 0 and writes only a change
+        before = f"{mode} Tr {before}"
+        after = f"{after} 0 Tr"
+    canvas._code.append(f"BT 1 0 0 1 {fp_str(x, y)} Tm {before}{' '.join(parts)} T*{after} ET")
 
 
 def _type1_switch(canvas: Any, name: str) -> str:

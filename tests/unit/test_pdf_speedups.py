@@ -168,15 +168,20 @@ def test_draw_string_writes_what_reportlabs_drawstring_writes() -> None:
         ("Helvetica-Bold", "LICENCE"),
     ]
 
+    # rendering modes and character spacing: as drawString's text object writes them
+    styles = [(None, 0), (2, 0), (None, 3), (2, 6), (0, 0.5), (1, -0.25), (3, 0)]
+
     def draw(fast: bool) -> tuple[list[str], bytes]:
         out = io.BytesIO()
         canvas = Canvas(out, invariant=1)
-        for n, (font, line) in enumerate(strings):
-            canvas.setFont(font, 9 + n)
-            if fast:
-                pdftext.draw_string(canvas, 10.5 + n, 700 - 20 * n, line)
-            else:
-                canvas.drawString(10.5 + n, 700 - 20 * n, line)
+        for m, (mode, space) in enumerate(styles):
+            for n, (font, line) in enumerate(strings):
+                canvas.setFont(font, 9 + n)
+                x, y = 10.5 + n + m, 700 - 20 * n - 100 * m
+                if fast:
+                    pdftext.draw_string(canvas, x, y, line, mode=mode, char_space=space)
+                else:
+                    canvas.drawString(x, y, line, mode=mode, charSpace=space)
         code = list(canvas._code)
         canvas.showPage()
         canvas.save()
