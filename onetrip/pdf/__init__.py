@@ -65,10 +65,12 @@ from onetrip.pdf.fonts import (
     font_runs,
     parse_font_list,
     parse_font_spec,
+    reserve_characters,
     reset_cjk_font,
 )
 from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
 from onetrip.pdf.numbers import fp_str, set_fill_rgb, set_stroke_rgb
+from onetrip.pdf.subsets import SubsetFile
 from onetrip.pdf.text import (
     GREY,
     INK,
@@ -99,7 +101,19 @@ except ImportError:  # pragma: no cover - depends on the installed wheels
 
 
 def _flate_fast(self: pdfdoc.PDFStreamFilterZCompress, text: str | bytes) -> bytes:
+    if type(text) is SubsetFile:  # a font subset documents share: compressed once
+        compressed = _FLATED.get(text)
+        if compressed is None:
+            if len(_FLATED) >= _FLATED_MAX:
+                _FLATED.clear()
+            compressed = _FLATED[text] = _deflate.compress(text, 1)
+        return compressed
     return _deflate.compress(text.encode("utf8") if isinstance(text, str) else text, 1)
+
+
+#: compressed font subsets, by the subset file (the same object for the same subset)
+_FLATED: dict[bytes, bytes] = {}
+_FLATED_MAX = 32
 
 
 def flate_backend() -> str:
@@ -255,6 +269,7 @@ __all__ = [
     "PageDecoration",
     "PageInfo",
     "SplittableBlock",
+    "SubsetFile",
     "barcode_backend",
     "block_height",
     "cjk_bold_font",
@@ -279,6 +294,7 @@ __all__ = [
     "pdf_date",
     "qr_matrix",
     "qr_size",
+    "reserve_characters",
     "reset_cjk_font",
     "text_width",
     "wrap_lines",

@@ -10,6 +10,11 @@ assembles the tables from them with list-at-once operations (`map`, `accumulate`
 fifth of the instructions. Same glyph order, same tables, same bytes; a subset with a
 glyph it does not parse the same way goes back to ReportLab's own code.
 
+A subset made once is remembered too (a few per face, `MADE_PER_FACE`): documents that
+reserve the same characters first (`onetrip.pdf.fonts.reserve_characters`, e.g. a
+licence template's labels) share their first subset's file, made and compressed once
+(`SubsetFile`).
+
 Installed on `TTFontFace` by `onetrip.pdf.fonts`: receipts and every other document get
 it too.
 """
@@ -58,6 +63,18 @@ class _FaceTables:
     metrics: dict[int, bytes] = field(default_factory=dict)
     bearings: dict[int, bytes] = field(default_factory=dict)
     advances: dict[int, int] = field(default_factory=dict)  # as hmtx writes them
+    #: the subsets made so far, by their codes' characters (at most MADE_PER_FACE)
+    made: dict[tuple[int, ...], SubsetFile] = field(default_factory=dict)
+
+
+class SubsetFile(bytes):
+    """A subset's TrueType file as `make_subset` remembers it: the same object for the
+    same subset, so the PDF stream filter may remember its compressed form
+    (`onetrip.pdf._flate_fast`) without hashing any other stream it compresses."""
+
+
+#: subsets remembered per face: a template's shared subset, and room for a few templates
+MADE_PER_FACE = 16
 
 
 def _face_tables(face: ttfonts.TTFontFace) -> _FaceTables:
@@ -119,6 +136,18 @@ def _load_glyph(face: ttfonts.TTFontFace, cache: _FaceTables, glyph: int) -> boo
 def make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
     """`face.makeSubset(subset)`, ReportLab's bytes: the TrueType file of the glyphs of
     `subset`'s characters (and their components), the i-th code as glyph code i."""
+    made = _face_tables(face).made
+    key = tuple(subset)
+    file = made.get(key)
+    if file is None:
+        file = SubsetFile(_make_subset(face, subset))
+        if len(made) >= MADE_PER_FACE:
+            made.clear()  # a bound, not a policy: subsets shared across documents are few
+        made[key] = file
+    return file
+
+
+def _make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
     cache = _face_tables(face)
     char_to_glyph = face.charToGlyph
     originals = [char_to_glyph.get(code, 0) for code in subset]  # 0: .notdef

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 from pypdf import PdfReader
 
-from delivery.documents import LicenseData, render_cover, render_license
+from delivery.documents import LicenseData, _template_text, render_cover, render_license
 from delivery.rendering import page_count
 
 DATA = LicenseData(
@@ -78,3 +78,42 @@ def test_a_licence_number_with_chinese_prints_in_full_wherever_it_appears():
     # the footer; the cover sheet beside the window.
     assert text_of(render_license(DATA)).count(DATA.license_no) == 3
     assert text_of(render_cover(DATA)).count(DATA.license_no) == 1
+
+
+def _cjk_subsets(pdf: bytes) -> list[tuple[bytes, set[str]]]:
+    """Each embedded subset of the page's TrueType fonts, in subset order: its font file
+    (inflated) and the characters its ToUnicode map gives."""
+    import re
+
+    fonts = PdfReader(io.BytesIO(pdf)).pages[0]["/Resources"]["/Font"]
+    found = []
+    for name in sorted(fonts, key=lambda n: int(n.split("+")[-1]) if "+" in n else -1):
+        font = fonts[name].get_object()
+        descriptor = font.get("/FontDescriptor")
+        if descriptor is None or "/FontFile2" not in descriptor.get_object():
+            continue  # a standard font: no subset
+        file = descriptor.get_object()["/FontFile2"].get_object().get_data()
+        cmap = font["/ToUnicode"].get_object().get_data().decode()
+        chars = {chr(int(u, 16)) for u in re.findall(r"<[0-9A-F]{2}> <([0-9A-F]{4,6})>", cmap)}
+        found.append((file, chars - {"\x00"}))  # a later subset's code 0: .notdef
+    return found
+
+
+def test_licences_of_one_matter_share_their_first_font_subset_and_not_their_holders():
+    """The template's own text is reserved first (`reserve_characters`): the first subset
+    is the same file on every licence of the matter, the holder's characters are in a
+    second one, and the text still reads as drawn."""
+    other = dataclasses.replace(
+        DATA, holder_name="钱塘江畔潮鸣科技有限公司", license_no="浙公驾 330106-2026-0008"
+    )
+    mine, theirs = _cjk_subsets(render_license(DATA)), _cjk_subsets(render_license(other))
+    assert len(mine) == len(theirs) == 2
+    assert mine[0][0] == theirs[0][0]  # the same subset file, byte for byte
+    assert mine[1][0] != theirs[1][0]
+    # only what is the holder's own (name, number, the fields' values) is in the second
+    own = set(DATA.holder_name + DATA.license_no + "".join(v for _, v in DATA.fields))
+    assert mine[1][1] and mine[1][1] <= own
+    assert theirs[1][1] and theirs[1][1] <= own | set(other.holder_name)
+    assert not mine[0][1] & (set(DATA.holder_name) - set(_template_text(DATA)))
+    text = text_of(render_license(other))
+    assert other.holder_name in text and DATA.department_name in text and "真伪核验" in text

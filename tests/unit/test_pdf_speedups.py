@@ -335,3 +335,28 @@ def test_char_widths_are_reportlabs(path: str) -> None:
     face.charWidths[0x10FFFF] = 123.0
     face.defaultWidth = 7.0
     assert face.getCharWidth(0x10FFFF) == 123.0 and face.getCharWidth(0xE000) == 7.0
+
+
+def test_a_subset_made_again_is_the_same_file_compressed_once() -> None:
+    """`make_subset` remembers what it made (a template's shared first subset), as a
+    `SubsetFile` the stream filter compresses once; other bytes are compressed each
+    time. The remembered file is still ReportLab's bytes, and inflates to them."""
+    import zlib
+
+    path = FONTS[0]
+    if not Path(path).is_file():
+        pytest.skip(f"{path} not installed")
+    face = ttfonts.TTFontFace(path)
+    subset = [0] * 32 + sorted(face.charToGlyph)[200:260]
+    made = subsets.make_subset(face, subset)
+    assert type(made) is subsets.SubsetFile
+    assert subsets.make_subset(face, list(subset)) is made
+    assert made == subsets._reportlab_make_subset(face, subset)
+    flate = pdfdoc.PDFStreamFilterZCompress()
+    compressed = flate.encode(made)
+    assert flate.encode(made) is compressed and zlib.decompress(compressed) == made
+    plain = bytes(made)
+    assert flate.encode(plain) == compressed and flate.encode(plain) is not compressed
+    for n in range(subsets.MADE_PER_FACE + 1):  # bounded: emptied when full
+        subsets.make_subset(face, [0] * 32 + [0x4E00 + n])
+    assert len(face.__dict__[subsets._CACHE].made) <= subsets.MADE_PER_FACE
