@@ -70,7 +70,7 @@ from onetrip.pdf.fonts import (
 )
 from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
 from onetrip.pdf.numbers import fp_str, set_fill_rgb, set_stroke_rgb
-from onetrip.pdf.subsets import SubsetFile
+from onetrip.pdf.subsets import SubsetFile, forget_oldest
 from onetrip.pdf.text import (
     GREY,
     INK,
@@ -101,12 +101,12 @@ except ImportError:  # pragma: no cover - depends on the installed wheels
 
 
 def _flate_fast(self: pdfdoc.PDFStreamFilterZCompress, text: str | bytes) -> bytes:
-    if type(text) is SubsetFile:  # a font subset documents share: compressed once
-        compressed = _FLATED.get(text)
+    if type(text) is SubsetFile:  # a font subset documents may share: compressed once
+        compressed = _FLATED.pop(text, None)
         if compressed is None:
-            if len(_FLATED) >= _FLATED_MAX:
-                _FLATED.clear()
-            compressed = _FLATED[text] = _deflate.compress(text, 1)
+            compressed = _deflate.compress(text, 1)
+        _FLATED[text] = compressed  # last: the least recently used is forgotten first
+        forget_oldest(_FLATED, _FLATED_MAX)
         return compressed
     return _deflate.compress(text.encode("utf8") if isinstance(text, str) else text, 1)
 

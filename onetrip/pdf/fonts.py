@@ -23,6 +23,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -464,9 +465,9 @@ ttfonts.TTFontFace.makeSubset = make_subset  # type: ignore[method-assign]
 # ReportLab's `splitString` assigns each character of a TrueType string its code in the
 # document's subsets one character at a time in Python (~1 M instructions a licence).
 # A string whose characters all have their code already (ASCII, and every character
-# seen earlier in the document) in subset 0 is that subset's codes as bytes: a look-up
-# in C. Anything else (a new character, a second subset, a no-break space) is
-# ReportLab's own code, which also assigns the new codes.
+# seen earlier in the document) is those codes: in subset 0 its bytes, a look-up in C;
+# across subsets, the runs of one subset each. Anything else (a new character, one the
+# font lacks, a no-break space) is ReportLab's own code, which also assigns new codes.
 _reportlab_split_string = TTFont.splitString
 
 
@@ -476,9 +477,20 @@ def _split_string(
     state = self.state.get(doc)
     if state is not None and type(text) is str and text and "\xa0" not in text:
         codes = list(map(state.assignments.get, map(ord, text)))
-        if None not in codes and max(codes) < 256:
-            return [(0, bytes(codes))]
+        if None not in codes:
+            if max(codes) < 256:
+                return [(0, bytes(codes))]
+            # characters of later subsets too (a holder's, after a template's reserved
+            # text): ReportLab's runs of one subset each, from the codes already given
+            return [
+                (subset, bytes(code & 0xFF for code in run))
+                for subset, run in groupby(codes, _subset_of)
+            ]
     return _reportlab_split_string(self, text, doc, encoding)
+
+
+def _subset_of(code: int) -> int:
+    return code >> 8
 
 
 TTFont.splitString = _split_string  # type: ignore[method-assign]

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat, takewhile
 from operator import add, rshift
+from typing import Any
 
 from reportlab.lib.rl_accel import add32, calcChecksum
 from reportlab.pdfbase import ttfonts
@@ -138,13 +139,24 @@ def make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
     `subset`'s characters (and their components), the i-th code as glyph code i."""
     made = _face_tables(face).made
     key = tuple(subset)
-    file = made.get(key)
+    file = made.pop(key, None)  # put back last: the least recently used goes first
     if file is None:
         file = SubsetFile(_make_subset(face, subset))
-        if len(made) >= MADE_PER_FACE:
-            made.clear()  # a bound, not a policy: subsets shared across documents are few
-        made[key] = file
+    made[key] = file
+    forget_oldest(made, MADE_PER_FACE)
     return file
+
+
+def forget_oldest(remembered: dict[Any, Any], bound: int) -> None:
+    """Drop the entries put in longest ago until at most `bound` are left: with each hit
+    put back last, the least recently used. A document's own subset (a holder's
+    characters) never comes back, and so never pushes out a shared one that does.
+    Threads may race here; each loses at most an entry another put back."""
+    while len(remembered) > bound:
+        try:
+            del remembered[next(iter(remembered))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread changed it
+            break
 
 
 def _make_subset(face: ttfonts.TTFontFace, subset: Sequence[int]) -> bytes:
