@@ -170,6 +170,18 @@ def qr_side(data: str) -> float:
     return QR_WIDTH * (modules + 2 * QUIET_ZONE) / modules
 
 
+_VERIFY_TITLE = "真伪核验"
+_VERIFY_NOTES = (
+    "扫描右侧二维码即可核验本证照的真伪与当前状态（有效、已吊销或已过期）。",
+    "二维码内容经数字签名，离线亦可用公开密钥核验。",
+)
+_VERIFY_NOTES_EN = (
+    "Scan the QR code to check that this licence is genuine and still valid.",
+    "The code is digitally signed (Ed25519) and can be checked offline.",
+)
+_SCAN_CAPTION = "扫码核验 Scan to verify"
+
+
 def _draw_verification(canvas: Any, data: LicenseData, doc: Document) -> None:
     """The QR code at the bottom right with how to check it, above the page's foot."""
     font = cjk_font()
@@ -182,17 +194,13 @@ def _draw_verification(canvas: Any, data: LicenseData, doc: Document) -> None:
     top = y + side - QUIET_ZONE * module
     canvas.setFillColorRGB(*INK)
     bold, synthetic = cjk_emphasis()
-    draw_text(canvas, left, top - 12, "真伪核验", bold, 12, synthetic_bold=synthetic)
+    draw_text(canvas, left, top - 12, _VERIFY_TITLE, bold, 12, synthetic_bold=synthetic)
     canvas.setFillColorRGB(*GREY)
     draw_text(canvas, left + 54, top - 12, "Verify this licence", LATIN, 8)
     canvas.setFillColorRGB(*INK)
     room = x - left - 16
-    notes = [
-        ("扫描右侧二维码即可核验本证照的真伪与当前状态（有效、已吊销或已过期）。", font, 9),
-        ("Scan the QR code to check that this licence is genuine and still valid.", LATIN, 7.5),
-        ("二维码内容经数字签名，离线亦可用公开密钥核验。", font, 9),
-        ("The code is digitally signed (Ed25519) and can be checked offline.", LATIN, 7.5),
-    ]
+    (scan, signed), (scan_en, signed_en) = _VERIFY_NOTES, _VERIFY_NOTES_EN
+    notes = [(scan, font, 9), (scan_en, LATIN, 7.5), (signed, font, 9), (signed_en, LATIN, 7.5)]
     baseline = top - 30
     for text, face, size in notes:
         canvas.setFillColorRGB(*(INK if face != LATIN else GREY))
@@ -203,7 +211,7 @@ def _draw_verification(canvas: Any, data: LicenseData, doc: Document) -> None:
         canvas,
         x + side / 2 - QUIET_ZONE * module,
         y - 4,
-        "扫码核验 Scan to verify",
+        _SCAN_CAPTION,
         font,
         7,
         align="centre",
@@ -223,25 +231,22 @@ def _licence_footer(data: LicenseData) -> Any:
     return draw
 
 
-#: the licence's own text in the Chinese fonts, the same on every licence: its labels,
-#: the verification notes, the characters of its dates (see `_template_text`)
-_FIXED_TEXT = (
-    "持证人证照编号证照名称办理事项有效期限发证机关发证日期长期有效年月日至编号 No."
-    "真伪核验扫描右侧二维码即可核验本证照的真伪与当前状态（有效、已吊销或已过期）。"
-    "二维码内容经数字签名，离线亦可用公开密钥核验。扫码核验 Scan to verify · 0123456789"
-)
+#: what the licence's dates and numbers draw besides the holder's own: digits, the
+#: date's 年月日, the validity's 至 and 长期有效 (`validity_text`, `_day`)
+_DATE_TEXT = "0123456789年月日至长期有效"
 
 
-def _template_text(data: LicenseData) -> str:
+def _template_text(data: LicenseData, rows: list[tuple[list[Line], list[Line]]]) -> str:
     """What every licence of this department and matter draws in the Chinese fonts,
-    whoever holds it. Reserved first (`reserve_characters`), it makes the first font
-    subset the same file on all of them, made and compressed once; what is the holder's
-    own (name, number, the fields' values) goes to a second subset. A character left
-    out here is still drawn, in that second subset: only the sharing is lost."""
-    labels = "".join(label for label, _ in data.fields)
-    return "".join(
-        (data.department_name, ISSUER, data.title, data.matter_name or "", labels, _FIXED_TEXT)
-    )
+    whoever holds it: the rows' labels, the header, the verification block, the dates'
+    characters. Reserved first (`reserve_characters`), it makes the first font subset
+    the same file on all of them, made and compressed once; what is the holder's own
+    (name, number, the fields' values) goes to a second subset. A character left out
+    here is still drawn, in that second subset: only the sharing is lost."""
+    labels = (line.text for label, _ in rows for line in label)
+    fixed = (data.department_name, ISSUER, data.title, data.matter_name or "", "编号 ·")
+    verification = (_VERIFY_TITLE, *_VERIFY_NOTES, _SCAN_CAPTION)
+    return "".join((*fixed, *labels, *verification, _DATE_TEXT))
 
 
 def render_license(data: LicenseData) -> bytes:
@@ -252,7 +257,8 @@ def render_license(data: LicenseData) -> bytes:
     canvas = doc.canvas
     font = cjk_font()
     bold, synthetic = cjk_emphasis()
-    reserve_characters(canvas, (font, bold), _template_text(data))
+    rows = _rows(data)
+    reserve_characters(canvas, (font, bold), _template_text(data, rows))
     centre = doc.page.width / 2
     top = doc.place(150)
     canvas.setFillColorRGB(*INK)
@@ -292,7 +298,7 @@ def render_license(data: LicenseData) -> bytes:
     canvas.setLineWidth(0.5)
     canvas.line(doc.left, rule_y - 3, doc.right, rule_y - 3)
     doc.skip(6)
-    table = LabelledTable.of(_rows(data), left=doc.left, width=doc.width, label_width=120)
+    table = LabelledTable.of(rows, left=doc.left, width=doc.width, label_width=120)
     side = qr_side(data.verify_url)
     reserved = side + 40  # the verification block under the table
     if table.height > doc.remaining - reserved:
