@@ -188,6 +188,8 @@ class ExternalRecord(Base):
     # reporting category (charge, refund, fee, payout, …); bank: null.
     source_id: Mapped[str | None] = mapped_column(String(100))
     category: Mapped[str | None] = mapped_column(String(64))
+    # Stripe: when the balance transaction happened (its `created`); bank: null.
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     __table_args__ = (

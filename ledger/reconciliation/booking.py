@@ -133,11 +133,6 @@ class _Dialect:
             return f"CAST({value} AS timestamptz)"
         return f"(datetime({value}) || '.000000')"
 
-    def timestamp_of_unix(self, value: str) -> str:
-        if self.pg:
-            return f"to_timestamp(CAST({value} AS bigint))"
-        return f"(datetime({value}, 'unixepoch') || '.000000')"
-
     def timestamp_of_date(self, value: str) -> str:
         if self.pg:
             return f"CAST({value} AS timestamptz)"
@@ -185,16 +180,7 @@ _WORK_TABLES = (_WRITES, _LEGS, _FEES)
 
 def _created(d: _Dialect, r: str = "r") -> str:
     """When the record's balance transaction happened (its `created`), else its day."""
-    unix = d.timestamp_of_unix(d.json_text(f"{r}.raw", "created"))
-    report = d.timestamp_of_text(
-        f"coalesce(nullif({d.json_text(f'{r}.raw', 'created_utc')}, ''),"
-        f" nullif({d.json_text(f'{r}.raw', 'created')}, ''))"
-    )
-    fallback = d.timestamp_of_date(f"{r}.booked_on")
-    return (
-        f"coalesce(CASE WHEN {r}.source = 'stripe_balance' THEN {unix} ELSE {report} END,"
-        f" {fallback})"
-    )
+    return f"coalesce({r}.created_at, {d.timestamp_of_date(f'{r}.booked_on')})"
 
 
 def _id_expression(n: str) -> str:

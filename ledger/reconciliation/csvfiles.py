@@ -65,7 +65,7 @@ class _Rows:
         reader = csv.reader(self._text(), delimiter=self.delimiter, strict=True)
         try:
             for row in reader:
-                if not any(cell.strip() for cell in row):
+                if not "".join(row).strip():  # every cell blank (or none)
                     continue
                 yield self.line, row
         except csv.Error as exc:
@@ -87,6 +87,14 @@ def _header(
     except StopIteration:
         raise bad_file("the file is empty: no header line", code="import_missing_columns") from None
     index = {name.strip(): i for i, name in enumerate(header)}
+    if len(index) != len(header):
+        names = [name.strip() for name in header]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise bad_line(
+            line,
+            "column(s) named twice in the header: " + ", ".join(map(repr, twice)),
+            code="import_missing_columns",
+        )
     missing = [name for name in required if name not in index]
     if missing:
         raise bad_line(
@@ -100,7 +108,8 @@ def _header(
 def _cells(line: int, row: list[str], index: dict[str, int]) -> dict[str, str]:
     if len(row) != len(index):
         raise bad_line(line, f"{len(row)} fields where the header has {len(index)}")
-    return {name: row[i] for name, i in index.items()}
+    # `index` names every column, in order (_header refuses a name given twice)
+    return dict(zip(index, row, strict=True))
 
 
 # --- Stripe: payout_reconciliation.itemized.5 ------------------------------------------
@@ -155,6 +164,7 @@ def stripe_payout_recon(binary: IO[bytes], currency: str | None) -> Iterator[Lin
             payment_id=text_or_none(cells.get("payment_metadata[payment_id]"), 100),
             source_id=text_or_none(cells.get("source_id") or cells.get("charge_id"), 100),
             category=text_or_none(cells["reporting_category"], 64),
+            created_at=created,
             raw=cells,
         )
 

@@ -415,6 +415,7 @@ _COPY_COLUMNS = (
     "payment_id",
     "source_id",
     "category",
+    "created_at",
     "raw",
 )
 _COLUMN_LIST = ", ".join(_COPY_COLUMNS)
@@ -498,6 +499,7 @@ class _CopyWriter(_Writer):
                 line.payment_id,
                 line.source_id,
                 line.category,
+                line.created_at,
                 _encode_json(line.raw).decode(),
             )
         )

@@ -71,6 +71,7 @@ def line_of(number: int, txn: Any, currency: str | None) -> Line:
         payment_id=text_or_none(payment_id, 100),
         source_id=text_or_none(source_id, 100),
         category=text_or_none(str(category) if category else None, 64),
+        created_at=created,
         raw=_lean(txn, source_id, payment_id),
     )
 

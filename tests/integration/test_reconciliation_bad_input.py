@@ -292,6 +292,12 @@ async def test_a_stripe_report_with_too_many_decimals_names_the_line(
     assert refused(missing, "import_missing_columns")["errors"][0]["message"] == (
         "missing column(s): gross"
     )
+    twice = fx.stripe_report(fx.stripe_rows(2)).replace(b"\n", b",fee\n", 1)
+    named_twice = await upload(app_client, finance, "stripe_payout_recon", "r.csv", twice)
+    assert refused(named_twice, "import_missing_columns")["errors"][0] == {
+        "field": "line 1",
+        "message": "column(s) named twice in the header: 'fee'",
+    }
     assert await counts() == (0, 0)
 
 
