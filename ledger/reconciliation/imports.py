@@ -1,18 +1,17 @@
 """Storing external lines as records: one import is one transaction, every line once.
 
-(source, namespace, external_id) is unique in the table, so an INSERT … ON CONFLICT DO
-NOTHING tells new lines from ones already imported — by an earlier import (skipped and
-counted: re-importing a file changes nothing) or by an earlier line of this same file
-(refused, naming both lines). Nothing is held per line in memory: lines are parsed and
-written a batch at a time, and the database remembers which ids this import has seen.
-The caller's unit of work commits; any refused line raises, and the whole import rolls
-back with it.
+(source, namespace, external_id) is unique in the table, so new lines are told from
+ones already imported — by an earlier import (skipped and counted: re-importing a file
+changes nothing) or by an earlier line of this same file (refused, naming both lines).
+Nothing is held per line in memory: lines are parsed and written a batch at a time, and
+the database remembers which ids this import has seen. The caller's unit of work
+commits; any refused line raises, and the whole import rolls back with it.
 
-Two writers, one behaviour: on PostgreSQL the batches are streamed with COPY into a
-temporary table and stored a segment at a time by one INSERT … SELECT (about 10× fewer
-round trips and statements than multi-row INSERTs: see benchmarks/RESULTS.md), while a
-thread parses the lines that follow, so the database's work and Python's overlap;
-elsewhere each batch is a multi-row INSERT.
+Two writers, one behaviour: on PostgreSQL each batch's keys are probed in the unique
+index and its new lines streamed with COPY straight into the table (imports of one
+source wait for each other, so nothing slips in between), while a thread parses the
+lines that follow, so the database's work and Python's overlap; elsewhere each batch is
+a multi-row INSERT … ON CONFLICT DO NOTHING (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.models import ReconciliationImport, external_records, imports
 from ledger.reconciliation import camt, csvfiles, stripe_api
-from ledger.reconciliation.booking import BULK_WORK_MEM, book_stripe_records
 from ledger.reconciliation.booking import ID_ALPHABET as _ID_ALPHABET
+from ledger.reconciliation.booking import book_stripe_records
 from ledger.reconciliation.errors import ImportNotFound, ImportRefused, bad_file
 from ledger.reconciliation.lines import Line
 from ledger.reconciliation.profiles import get_profile
@@ -48,11 +47,9 @@ from onetrip.pagination import page
 
 SOURCES = ("stripe_balance", "stripe_payout_recon", "bank_csv", "camt053")
 BATCH = 500
-#: lines per COPY batch on PostgreSQL
+#: lines per COPY batch on PostgreSQL: while the database stores one, the next ones are
+#: parsed (PARSE_AHEAD batches at most are held in memory)
 COPY_BATCH = 5000
-#: lines staged before they are stored (one INSERT … SELECT): while the database stores
-#: a segment, the next one is parsed (PARSE_AHEAD batches at most are held in memory)
-SEGMENT = 50_000
 PARSE_AHEAD = 10
 #: new records after which an import refreshes the table's planner statistics
 ANALYZE_AFTER = 10_000
@@ -240,7 +237,7 @@ async def import_file(
 async def _write_parsed(lines: Iterator[Line], writer: _Writer) -> None:
     """Files are parsed in a thread of their own, up to PARSE_AHEAD batches ahead of the
     writer — the event loop keeps serving other requests while a long statement is
-    read, and while the database stores one segment the next is parsed, so the
+    read, and while the database stores one batch the next are parsed, so the
     database's work overlaps Python's. Memory holds those batches at most."""
     chunks: queue.Queue[list[Line] | BaseException | None] = queue.Queue(PARSE_AHEAD)
     stop = threading.Event()
@@ -418,7 +415,6 @@ _COPY_COLUMNS = (
     "created_at",
     "raw",
 )
-_COLUMN_LIST = ", ".join(_COPY_COLUMNS)
 
 
 #: 15 bits as three Crockford base32 characters (onetrip.ids' alphabet)
@@ -447,18 +443,19 @@ def record_ids() -> Iterator[str]:
 
 
 class _CopyWriter(_Writer):
-    """PostgreSQL: batches streamed with COPY into a temporary table (dropped at commit
-    or rollback); every SEGMENT lines, the new ones stored by one INSERT … SELECT … ON
-    CONFLICT DO NOTHING and the table emptied. A refused file (in-file repeats, found
-    from the lines a segment did not store) writes nothing: the transaction rolls back."""
+    """PostgreSQL: each batch's keys looked up in one indexed probe, and the lines not
+    stored before streamed with COPY straight into the records table — no staging table,
+    no second copy of each line, no speculative insertion. Imports of one source and
+    namespace wait for each other (a transaction-level advisory lock), so no other import
+    stores one of those keys between a probe and its COPY; the unique constraint stays the
+    last word. A refused file (in-file repeats) writes nothing: the caller's transaction
+    rolls back every batch stored before."""
 
     batch_size = COPY_BATCH
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.staging = f"reconciliation_staging_{self.import_id}"
         self.rows: list[tuple[Any, ...]] = []
-        self.staged = 0  # lines in the staging table, not yet stored
         self.ids = record_ids()
 
     async def _driver(self) -> Any:
@@ -468,14 +465,9 @@ class _CopyWriter(_Writer):
 
     async def start(self) -> None:
         await self.session.execute(
-            text(
-                f'CREATE TEMPORARY TABLE "{self.staging}"'
-                " (LIKE reconciliation_external_records) ON COMMIT DROP"
-            )
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"onetrip.reconciliation_import:{self.source}:{self.namespace}"},
         )
-        # A segment is stored in line order: its sort (50,000 lines with their raw
-        # JSON, ~40 MB) in memory, not in a temporary file. Put back in finish().
-        await self.session.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
 
     async def add(self, line: Line) -> None:
         self.rows.append(
@@ -522,18 +514,49 @@ class _CopyWriter(_Writer):
         if not rows:
             return
         driver = await self._driver()
-        await driver.copy_records_to_table(self.staging, records=rows, columns=_COPY_COLUMNS)
-        self.staged += len(rows)
+        held = {
+            record["external_id"]: (record["import_id"], record["line_no"])
+            for record in await driver.fetch(
+                _HELD_SQL, self.source, self.namespace, [row[_EXTERNAL_ID] for row in rows]
+            )
+        }
+        new: list[tuple[Any, ...]] = []
+        first_here: dict[str, int] = {}  # this batch's new keys: their line
+        for row in rows:
+            key = row[_EXTERNAL_ID]
+            holder = held.get(key)
+            if holder is None:
+                first = first_here.get(key)
+                if first is None:
+                    first_here[key] = row[_LINE_NO]
+                    new.append(row)
+                    continue
+                holder = (self.import_id, first)
+            if holder[0] != self.import_id:
+                self.skipped += 1  # an earlier import holds the line
+            else:
+                self.repeated_count += 1
+                if len(self.repeated) < LISTED_DUPLICATES:
+                    self.repeated.append(
+                        {
+                            "field": f"line {row[_LINE_NO]}",
+                            "message": f"repeats line {holder[1]} ({key})",
+                        }
+                    )
+        if new:
+            await driver.copy_records_to_table(
+                "reconciliation_external_records", records=new, columns=_COPY_COLUMNS
+            )
+            self.new += len(new)
+            for row in new:
+                total = self.totals[row[_CURRENCY]]
+                total["new_lines"] += 1
+                total["new_amount"] += row[_AMOUNT]
         if self.progress is not None:
             self.progress(len(rows))
-        if self.staged >= SEGMENT:
-            await self._store_segment()
 
     async def finish(self) -> None:
         await self.flush()
-        await self._store_segment()
-        await self.session.execute(text(f'DROP TABLE "{self.staging}"'))
-        await self.session.execute(text("SET LOCAL work_mem = DEFAULT"))
         if self.new >= ANALYZE_AFTER:
             # Fresh statistics before anything reads them (the booking below, in this
             # transaction, and the next reconciliation run): planned with the counts of
@@ -541,69 +564,15 @@ class _CopyWriter(_Writer):
             # 20,000 records took minutes). ANALYZE sees this transaction's own rows.
             await self.session.execute(text("ANALYZE reconciliation_external_records"))
 
-    async def _store_segment(self) -> None:
-        """Store the staged lines (a segment of the file) with one INSERT … SELECT …
-        ON CONFLICT DO NOTHING, in line order, then empty the staging table. A staged
-        line not stored as itself is either a line an earlier import holds (skipped) or a
-        repeat of an earlier line of this file, in this segment or an earlier one
-        (counted and listed; the import is then refused, and the caller's transaction
-        rolls back every segment stored before)."""
-        if not self.staged:
-            return
-        staged, self.staged = self.staged, 0
-        stored = await self.session.execute(
-            text(
-                f"""
-                WITH stored AS (
-                    INSERT INTO reconciliation_external_records ({_COLUMN_LIST})
-                    SELECT {_COLUMN_LIST} FROM "{self.staging}" ORDER BY line_no
-                    ON CONFLICT (source, namespace, external_id) DO NOTHING
-                    RETURNING currency, amount
-                )
-                SELECT currency, count(*) AS lines, sum(amount) AS amount
-                  FROM stored GROUP BY currency
-                """
-            )
-        )
-        new = 0
-        for currency, count, amount in stored:
-            new += int(count)
-            self.totals[currency]["new_lines"] += int(count)
-            self.totals[currency]["new_amount"] += int(amount)
-        self.new += new
-        if new < staged:
-            await self._sort_out_segment(staged - new)
-        await self.session.execute(text(f'TRUNCATE "{self.staging}"'))
 
-    async def _sort_out_segment(self, not_stored: int) -> None:
-        # The records this file's lines collided with: this import's own (a repeat of an
-        # earlier line) or an earlier import's (skipped). One probe per line not stored.
-        await self.session.execute(text(f'ANALYZE "{self.staging}"'))
-        repeats = await self.session.execute(
-            text(
-                f"""
-                SELECT s.line_no, r.line_no AS first, s.external_id,
-                       count(*) OVER () AS total
-                  FROM "{self.staging}" s
-                  JOIN reconciliation_external_records r
-                    ON r.source = s.source AND r.namespace = s.namespace
-                   AND r.external_id = s.external_id
-                 WHERE r.import_id = :import_id AND r.id <> s.id
-                 ORDER BY s.line_no
-                 LIMIT {LISTED_DUPLICATES}
-                """
-            ),
-            {"import_id": self.import_id},
-        )
-        repeated = 0
-        for later, first, external_id, total in repeats:
-            repeated = int(total)
-            if len(self.repeated) < LISTED_DUPLICATES:
-                self.repeated.append(
-                    {"field": f"line {later}", "message": f"repeats line {first} ({external_id})"}
-                )
-        self.repeated_count += repeated
-        self.skipped += not_stored - repeated
+#: the stored records among a batch's keys (the unique index's probe), and who holds them
+_HELD_SQL = """
+SELECT external_id, import_id, line_no FROM reconciliation_external_records
+ WHERE source = $1 AND namespace = $2 AND external_id = ANY($3::varchar[])
+"""
+_LINE_NO, _EXTERNAL_ID, _AMOUNT, _CURRENCY = (
+    _COPY_COLUMNS.index(name) for name in ("line_no", "external_id", "amount", "currency")
+)
 
 
 async def list_imports(

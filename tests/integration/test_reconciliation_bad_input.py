@@ -136,16 +136,15 @@ async def test_duplicated_lines_are_refused_with_their_line_numbers(
 
 
 @pytest.fixture
-def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PostgreSQL stores a file a segment at a time: make segments a few lines long."""
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL stores a file a batch at a time: make batches a few lines long."""
     from ledger.reconciliation import imports
 
     monkeypatch.setattr(imports, "COPY_BATCH", 5)
-    monkeypatch.setattr(imports, "SEGMENT", 12)
 
 
-async def test_repeats_in_later_segments_are_refused_and_nothing_is_kept(
-    app_client: Any, finance: str, small_segments: None
+async def test_repeats_in_later_batches_are_refused_and_nothing_is_kept(
+    app_client: Any, finance: str, small_batches: None
 ) -> None:
     lines = long_month(60)
     good = await upload(
@@ -153,7 +152,7 @@ async def test_repeats_in_later_segments_are_refused_and_nothing_is_kept(
     )
     assert good.status_code == 201, good.text
     # line 10 (held by the earlier import) twice: skipped, not refused; lines 24 and 40
-    # again in later segments; line 52 again right after itself (the same segment)
+    # again in later batches; line 52 again right after itself (the same batch)
     twice = [*lines[:50], lines[6], lines[20], lines[48], lines[48], *lines[50:], lines[36]]
     answer = await upload(
         app_client, finance, "bank_csv", "dup.csv", fx.gbk_csv(twice), profile="icbc-hangzhou"
