@@ -174,6 +174,39 @@ async def test_repeats_in_later_batches_are_refused_and_nothing_is_kept(
     assert [r.external_id for r in await records()] == [x.ref for x in lines]
 
 
+async def test_a_first_repeat_after_stored_batches_is_found_and_nothing_is_kept(
+    app_client: Any, finance: str, small_batches: None
+) -> None:
+    """A repeat, or an overlap with an earlier import, first met after batches were
+    stored: found, counted once, and nothing kept of a refused file."""
+    lines = long_month(60)
+    late_repeat = [*lines[:45], lines[2], *lines[45:]]  # line 46 repeats line 6
+    answer = await upload(
+        app_client,
+        finance,
+        "bank_csv",
+        "late.csv",
+        fx.gbk_csv(late_repeat),
+        profile="icbc-hangzhou",
+    )
+    problem = refused(answer, "import_duplicate_lines")
+    assert problem["errors"] == [
+        {"field": "line 49", "message": f"repeats line 6 ({lines[2].ref})"},
+    ]
+    assert await counts() == (0, 0)
+    # a file overlapping an earlier import only after its first batches: those lines
+    # skipped, the rest new, each counted once
+    first = await upload(
+        app_client, finance, "bank_csv", "a.csv", fx.gbk_csv(lines[40:]), profile="icbc-hangzhou"
+    )
+    assert first.json()["summary"] == "20 new, 0 already imported", first.text
+    whole = await upload(
+        app_client, finance, "bank_csv", "b.csv", fx.gbk_csv(lines), profile="icbc-hangzhou"
+    )
+    assert whole.json()["summary"] == "40 new, 20 already imported", whole.text
+    assert sorted(r.external_id for r in await records()) == sorted(x.ref for x in lines)
+
+
 async def test_a_line_in_another_currency_is_refused(app_client: Any, finance: str) -> None:
     rows = [
         ("2026-11-03", "1260.00", "CNY", "张三", "机动车驾驶证", "E2E-001"),
