@@ -31,7 +31,7 @@ from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 
-from onetrip.pdf.subsets import make_subset, to_unicode_cmap
+from onetrip.pdf.subsets import forget_oldest, make_subset, to_unicode_cmap
 from onetrip.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -516,10 +516,71 @@ def reserve_characters(canvas: Any, fonts: Iterable[str], text: str) -> None:
         font = pdfmetrics.getFont(name)
         if not getattr(font, "_dynamicFont", False):
             continue
+        if font.state.get(doc) is None and _reserved_again(font, doc, text):
+            continue
+        fresh = font.state.get(doc) is None
         font.splitString(text, doc)
         state = font.state[doc]
         if state.nextCode & 0xFF:  # what follows starts on a fresh subset
             state.nextCode = (state.nextCode | 0xFF) + 1
+        if fresh:
+            _remember_reserved(font, text, state)
+
+
+# A template reserves the same text in each of its documents: ReportLab's splitString
+# gives its ~150 characters their codes one by one in Python (~0.6 M instructions a
+# licence). What a fresh document's state is once that text is reserved depends only on
+# the font and the text, so it is remembered, and a document reserving it again gets a
+# copy: the same codes, subsets and next code as splitString would have given it.
+_RESERVED: dict[tuple[Any, ...], dict[str, Any]] = {}
+_RESERVED_MAX = 32
+#: the attributes of ReportLab's `TTFont.State` a snapshot knows how to copy
+_STATE_ATTRIBUTES = frozenset(("assignments", "nextCode", "internalName", "frozen", "subsets"))
+
+
+def _reserved_key(font: TTFont, text: str) -> tuple[Any, ...]:
+    # the face and its cmap's size too: a font whose cmap grew (shaping's private
+    # characters) assigns differently
+    return (font, font.face, len(font.face.charToGlyph), font._asciiReadable, text)
+
+
+def _remember_reserved(font: TTFont, text: str, state: Any) -> None:
+    snapshot = state.__dict__
+    if (
+        snapshot.keys() != _STATE_ATTRIBUTES
+        or type(state) is not TTFont.State
+        or state.frozen
+        or state.internalName is not None
+    ):
+        return  # not a state this module knows how to copy: reserve it each time
+    key = _reserved_key(font, text)
+    _RESERVED.pop(key, None)
+    _RESERVED[key] = {
+        "assignments": dict(state.assignments),
+        "subsets": [list(subset) for subset in state.subsets],
+        "nextCode": state.nextCode,
+    }
+    forget_oldest(_RESERVED, _RESERVED_MAX)
+
+
+def _reserved_again(font: TTFont, doc: Any, text: str) -> bool:
+    """Give `doc` (with no state for `font` yet) the remembered state of `text` reserved;
+    False when it is not remembered."""
+    key = _reserved_key(font, text)
+    snapshot = _RESERVED.pop(key, None)
+    if snapshot is None:
+        return False
+    _RESERVED[key] = snapshot  # put back last: the least recently used goes first
+    state = TTFont.State.__new__(TTFont.State)
+    state.__dict__.update(
+        assignments=dict(snapshot["assignments"]),
+        subsets=[list(subset) for subset in snapshot["subsets"]],
+        nextCode=snapshot["nextCode"],
+        internalName=None,
+        frozen=0,
+    )
+    font.state[doc] = state
+    return True
 
 
 # A subset's /Widths are `map(face.getCharWidth, subset)`: a Python call a character

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reportlab.pdfbase import pdfdoc, ttfonts
@@ -138,6 +140,7 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     for module in (pdfdoc, canvas, textobject, pathobject, pdf.text):
         monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
     monkeypatch.setattr(ttfonts.TTFont, "splitString", fonts._reportlab_split_string)
+    monkeypatch.setattr(fonts, "_reserved_again", lambda *_: False)  # splitString each time
     monkeypatch.setattr(pdfmetrics.Encoding, "makePDFObject", pdf._reportlab_encoding_object)
     monkeypatch.setattr(canvas.Canvas, "setFillColorRGB", numbers._reportlab_set_fill_rgb)
     monkeypatch.setattr(canvas.Canvas, "setStrokeColorRGB", numbers._reportlab_set_stroke_rgb)
@@ -365,3 +368,40 @@ def test_a_subset_made_again_is_the_same_file_compressed_once() -> None:
         assert flate.encode(made) is compressed
     assert len(face.__dict__[subsets._CACHE].made) <= subsets.MADE_PER_FACE
     assert len(pdf._FLATED) <= pdf._FLATED_MAX
+
+
+def test_reserved_text_is_given_the_codes_reportlab_gives_it() -> None:
+    """A template's text reserved again (`reserve_characters`, from the remembered
+    state) against ReportLab's `splitString` on a twin document: the same codes, subsets
+    and next code, for a second and a third document and after drawing more characters;
+    each document gets its own copy (drawing in one does not change the next)."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfgen.canvas import Canvas
+
+    font = pdfmetrics.getFont(pdf.current_cjk_font().name)
+    template = "持证人 Holder 证照编号 0123456789年月日至长期有效 (C1)" + "".join(
+        chr(c)
+        for c in range(0x4E00, 0x4E00 + 300)  # past one subset of 256
+    )
+
+    def twin() -> tuple[Any, Any]:
+        canvas = Canvas(io.BytesIO(), invariant=1)
+        pdf.reserve_characters(canvas, [font.fontName, "Helvetica"], template)
+        theirs = pdfdoc.PDFDocument()
+        fonts._reportlab_split_string(font, template, theirs)
+        state = font.state[theirs]
+        state.nextCode = (state.nextCode | 0xFF) + 1 if state.nextCode & 0xFF else state.nextCode
+        return canvas._doc, theirs
+
+    fonts._RESERVED.clear()
+    for round in range(3):
+        ours, theirs = twin()
+        if round:  # remembered after the first document
+            assert fonts._reserved_key(font, template) in fonts._RESERVED
+        assert font.state[ours].__dict__ == font.state[theirs].__dict__
+        for text in ("", "王芳", "持证人 王芳 浙", "䶮"):
+            assert font.splitString(text, ours) == fonts._reportlab_split_string(font, text, theirs)
+        mine, reportlabs = font.state[ours], font.state[theirs]
+        assert mine.__dict__ == reportlabs.__dict__
+        assert type(mine) is type(reportlabs)
+    assert len(fonts._RESERVED) <= fonts._RESERVED_MAX
