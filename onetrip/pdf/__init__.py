@@ -140,8 +140,25 @@ def _array_format(
     # ~1 ms a licence; fp_str(int) is str(int) and fp_str's text is ASCII, so writing
     # them directly gives the same bytes (layout as ReportLab's, below) in a fraction.
     sequence = self.sequence
-    if not sequence or not all(type(element) in _NUMBERS for element in sequence):
+    types = tuple(map(type, sequence))
+    if not sequence or not _NUMBER_TYPES.issuperset(types):
         return _reportlab_array_format(self, document, IND)
+    # The same arrays come back in every document (the shared subset's Widths, the
+    # MediaBox, a font's bounding box): their text is remembered whole, by the numbers
+    # and their types (1000 and 1000.0 are equal keys, written by different functions)
+    # and the layout asked for.
+    lines = bool((self.multiline and rl_config.pdfMultiLine) or self.multiline == "forced")
+    key = (tuple(sequence), types, lines, IND)
+    text = _ARRAYS.pop(key, None)
+    if text is None:
+        text = _number_array(sequence, lines, IND)
+    _ARRAYS[key] = text  # last: the least recently used is forgotten first
+    forget_oldest(_ARRAYS, _ARRAYS_MAX)
+    return text
+
+
+def _number_array(sequence: list[Any], lines: bool, IND: bytes) -> bytes:
+    """ReportLab's text of an array of ints and floats, laid out on `lines` or not."""
     cache = _FLOAT_TEXT
     if len(cache) > _FLOAT_TEXT_MAX:
         cache.clear()
@@ -154,7 +171,7 @@ def _array_format(
         if text is None:  # a font's few distinct advance widths, formatted once each
             text = cache[element] = fp_str(element).encode("ascii")
         items.append(text)
-    if (self.multiline and rl_config.pdfMultiLine) or self.multiline == "forced":
+    if lines:
         return b"[ " + IND.join(items) + b" ]"
     for index in reversed(range(10, len(items), 10)):  # a line break every 10 numbers
         items.insert(index, b"\n ")
@@ -162,6 +179,10 @@ def _array_format(
 
 
 _NUMBERS = (int, float)
+_NUMBER_TYPES = frozenset(_NUMBERS)
+#: the text of the number arrays formatted lately, by (numbers, their types, layout)
+_ARRAYS: dict[tuple[Any, ...], bytes] = {}
+_ARRAYS_MAX = 256
 #: fp_str's text of the floats formatted so far (a font's advance widths: the same few
 #: hundred values in every document), emptied when it grows past its bound
 _FLOAT_TEXT: dict[float, bytes] = {}
@@ -212,7 +233,57 @@ def _pdfdoc_encode(text: Any) -> Any:
     return _reportlab_pdfdoc_encode(text)
 
 
+_reportlab_string_format = pdfdoc.PDFString.format
+
+
+def _string_format(self: pdfdoc.PDFString, document: Any) -> bytes:
+    # A text string (the info dictionary's author, creator, producer, subject, dates:
+    # the same in every document of a kind) is tried in the pdfdoc codec, failing on the
+    # first Chinese character, re-encoded as UTF-16 and escaped, all in Python. Without
+    # encryption its text depends only on the string and its escaping: remembered.
+    text = self.s
+    if (
+        type(text) is not str
+        or type(document.encrypt) is not pdfdoc.NoEncryption
+        or getattr(self, "enc", "auto") != "auto"
+    ):
+        return _reportlab_string_format(self, document)
+    key = (text, getattr(self, "escape", 1))
+    made = _STRINGS.pop(key, None)
+    if made is None:
+        made = _reportlab_string_format(self, document)
+    _STRINGS[key] = made  # last: the least recently used is forgotten first
+    forget_oldest(_STRINGS, _STRINGS_MAX)
+    return made
+
+
+#: the text of the strings formatted lately, by (string, escaping)
+_STRINGS: dict[tuple[str, Any], bytes] = {}
+_STRINGS_MAX = 512
+_reportlab_pdf_name = pdfdoc.PDFName
+
+
+def _pdf_name(data: Any, lo: str = "!", hi: str = "~") -> str:
+    # ReportLab escapes a name character by character in Python; a document writes the
+    # same few dozen (/Font, /Type1, its fonts' names) each time: remembered.
+    if type(data) is not str or lo != "!" or hi != "~":
+        return _reportlab_pdf_name(data, lo, hi)
+    name = _NAMES.get(data)
+    if name is None:
+        name = _reportlab_pdf_name(data)
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        _NAMES[data] = name
+    return name
+
+
+#: `/Name` of each name written so far, emptied when it grows past its bound
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 2048
+
 pdfdoc.PDFDictionary.format = _dictionary_format  # type: ignore[method-assign]
+pdfdoc.PDFString.format = _string_format  # type: ignore[method-assign]
+pdfdoc.PDFName = _pdf_name
 pdfdoc.pdfdocEnc = _pdfdoc_encode
 pdfdoc.PDFArray.format = _array_format  # type: ignore[method-assign]
 

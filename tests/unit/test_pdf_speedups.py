@@ -136,6 +136,8 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(pdfdoc.PDFArray, "format", pdf._reportlab_array_format)
     monkeypatch.setattr(pdfdoc.PDFDictionary, "format", pdf._reportlab_dictionary_format)
     monkeypatch.setattr(pdfdoc, "pdfdocEnc", pdf._reportlab_pdfdoc_encode)
+    monkeypatch.setattr(pdfdoc.PDFString, "format", pdf._reportlab_string_format)
+    monkeypatch.setattr(pdfdoc, "PDFName", pdf._reportlab_pdf_name)
     monkeypatch.setattr(ttfonts.TTFontFace, "makeSubset", subsets._reportlab_make_subset)
     for module in (pdfdoc, canvas, textobject, pathobject, pdf.text):
         monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
@@ -405,3 +407,62 @@ def test_reserved_text_is_given_the_codes_reportlab_gives_it() -> None:
         assert mine.__dict__ == reportlabs.__dict__
         assert type(mine) is type(reportlabs)
     assert len(fonts._RESERVED) <= fonts._RESERVED_MAX
+
+
+def test_remembered_number_arrays_are_reportlabs_bytes() -> None:
+    """An array formatted again (from the remembered text) against ReportLab's: equal
+    numbers of different types (written by different functions), the same numbers laid
+    out otherwise, a changed array; arrays that are not all numbers are ReportLab's."""
+    document = pdfdoc.PDFDocument()
+    widths = [1000, 268.0664, 550.7812, 1000.0, 10**16, 1e16, -0.0, 0.5]
+    cases = [widths, [float(n) for n in widths], [1000] * 13, [1000.0] * 13, [10**16], [1e16]]
+    cases += [[0, 0, 595.2756, 841.8898], [True, 2], [1, "x"], [], [float("nan"), 1]]
+    cases += [widths * 30, [*widths[:-1], 0.25] * 30]
+    pdf._ARRAYS.clear()
+    for _ in range(2):
+        for values in cases:
+            for multiline in (True, False, "forced"):
+                array = pdfdoc.PDFArray(values)
+                array.multiline = multiline
+                expected = pdf._reportlab_array_format(array, document)
+                assert array.format(document) == expected, (values, multiline)
+                assert array.format(document, IND=b"\n") == pdf._reportlab_array_format(
+                    array, document, IND=b"\n"
+                )
+    assert pdf._ARRAYS and len(pdf._ARRAYS) <= pdf._ARRAYS_MAX
+
+
+def test_remembered_strings_and_names_are_reportlabs_bytes() -> None:
+    """PDF text strings and names formatted again (from the remembered text) against
+    ReportLab's own `PDFString.format` and `PDFName`: Chinese (UTF-16), pdfdoc text,
+    escapes, each escaping mode; bytes and an encrypting document are ReportLab's way."""
+
+    class Encrypting(pdfdoc.NoEncryption):  # stands for an encrypted document
+        def encode(self, t: bytes) -> bytes:
+            return bytes(reversed(t))
+
+    plain, encrypted = pdfdoc.PDFDocument(), pdfdoc.PDFDocument()
+    encrypted.encrypt = Encrypting()
+    texts = ["", "OneTrip Government Services", "杭州市公安局交通警察支队", "(a) \\ b\n", "é€ ()"]
+    texts += ["D:20261201020001+00'00'", "片段 (text)", "x\x18y", "𠀀 name", "((", "a)b(c"]
+    pdf._STRINGS.clear()
+    for _ in range(2):
+        for text in [*texts, *(t.encode() for t in texts[:3])]:
+            for escape in (0, 1, 2, 4, 6, 7):
+                string = pdfdoc.PDFString(text, escape=escape)
+                for document in (plain, encrypted):
+                    try:
+                        expected = pdf._reportlab_string_format(string, document)
+                    except Exception as exc:
+                        with pytest.raises(type(exc)):
+                            string.format(document)
+                        continue
+                    assert string.format(document) == expected, (text, escape)
+            raw = pdfdoc.PDFString(text, enc="raw") if isinstance(text, bytes) else None
+            if raw is not None:
+                assert raw.format(plain) == pdf._reportlab_string_format(raw, plain)
+        for name in ["Font", "Type1", "AAAAAA+WenQuanYiMicroHei-0", "a b#(c)", "持证", "", "%~!"]:
+            assert pdfdoc.PDFName(name) == pdf._reportlab_pdf_name(name)
+            assert pdfdoc.PDFName(name, "a", "z") == pdf._reportlab_pdf_name(name, "a", "z")
+    assert pdf._STRINGS and pdf._NAMES
+    assert pdfdoc.PDFString.format is pdf._string_format and pdfdoc.PDFName is pdf._pdf_name
