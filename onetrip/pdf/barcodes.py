@@ -26,14 +26,7 @@ def barcode_backend() -> str:
 def _zint_rows(
     symbology: Any, payload: bytes, option_1: int | None = None, *, fast: bool = False
 ) -> list[str]:
-    symbol = _zint.Symbol()
-    symbol.symbology = symbology
-    symbol.warn_level = _zint.WarningLevel.FAIL_ALL
-    if option_1 is not None:
-        symbol.option_1 = option_1
-    if fast:
-        symbol.input_mode = _zint.InputMode.FAST
-    symbol.encode(payload)
+    symbol = _zint_symbol(symbology, payload, option_1, fast)
     # Rows of bit-packed modules, least significant bit first: read each row as one
     # little-endian integer and spell it out, which beats testing modules one by one.
     stride = symbol.encoded_data.shape[1]
@@ -45,6 +38,47 @@ def _zint_rows(
         value = int.from_bytes(packed[start : start + (width + 7) // 8], "little")
         rows.append(format(value, "b").zfill(width)[::-1][:width])
     return rows
+
+
+def _zint_symbol(symbology: Any, payload: bytes, option_1: int | None, fast: bool) -> Any:
+    symbol = _zint.Symbol()
+    symbol.symbology = symbology
+    symbol.warn_level = _zint.WarningLevel.FAIL_ALL
+    if option_1 is not None:
+        symbol.option_1 = option_1
+    if fast:
+        symbol.input_mode = _zint.InputMode.FAST
+    symbol.encode(payload)
+    return symbol
+
+
+#: each byte with its bits in the opposite order: libzint packs a row's modules least
+#: significant bit first, an image mask wants the first module in the highest bit
+_REVERSED_BITS = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+@functools.lru_cache(maxsize=64)
+def _qr_mask(data: str, backend: Any) -> tuple[int, str]:
+    """(modules per side, `_mask_hex` of the rows) of the QR code for `data`: from
+    libzint's packed rows, each row's bytes bit-reversed in C, without spelling the
+    modules out as text; from the rows of the fallback encoder otherwise."""
+    if backend is None or not data:
+        rows = _module_rows(data)
+        return len(rows), _mask_hex(rows)
+    symbol = _zint_symbol(
+        backend.Symbology.QRCODE, data.encode("utf-8"), option_1=2, fast=True
+    )  # the same symbol as `_encoded_rows`
+    stride = symbol.encoded_data.shape[1]
+    packed = symbol.encoded_data.tobytes()
+    width, count = symbol.width, symbol.rows
+    size = (width + 7) // 8
+    starts = range(0, count * stride, stride)
+    rows = bytearray().join([packed[start : start + size] for start in starts])
+    if width % 8:  # what follows the last module of a row is padding: light
+        last = (1 << width % 8) - 1  # the low bits, before they are reversed
+        for index in range(size - 1, len(rows), size):
+            rows[index] &= last
+    return count, rows.translate(_REVERSED_BITS).hex()
 
 
 def _module_rows(data: str) -> tuple[str, ...]:
@@ -82,7 +116,9 @@ def qr_matrix(data: str) -> list[list[bool]]:
 
 def qr_size(data: str) -> int:
     """Modules per side of `qr_matrix(data)` (no quiet zone), without building the matrix."""
-    return len(_module_rows(data))
+    if not data:
+        raise ValueError("QR data is empty")
+    return _qr_mask(data, _zint)[0]
 
 
 _DARK_RUN = re.compile("1+")
@@ -113,8 +149,9 @@ def draw_qr(
     run of dark modules) took ~0.5 ms of a licence's ~6. Returns the number of modules
     per side (no margin).
     """
-    matrix = _module_rows(data)
-    modules = len(matrix)
+    if not data:
+        raise ValueError("QR data is empty")
+    modules, mask = _qr_mask(data, _zint)
     module = size / (modules + 2 * quiet_zone)
     side = modules * module
     canvas.saveState()
@@ -122,9 +159,7 @@ def draw_qr(
     canvas.transform(side, 0, 0, side, x + quiet_zone * module, y + quiet_zone * module)
     # /IM true: a stencil mask; /D [1 0]: a 1 bit paints; /F /AHx: the bits in hex, so
     # the content stream stays text
-    canvas.addLiteral(
-        f"BI /W {modules} /H {modules} /IM true /D [1 0] /F /AHx ID\n{_mask_hex(matrix)}>\nEI"
-    )
+    canvas.addLiteral(f"BI /W {modules} /H {modules} /IM true /D [1 0] /F /AHx ID\n{mask}>\nEI")
     canvas.restoreState()
     return modules
 

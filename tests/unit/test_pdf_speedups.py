@@ -466,3 +466,35 @@ def test_remembered_strings_and_names_are_reportlabs_bytes() -> None:
             assert pdfdoc.PDFName(name, "a", "z") == pdf._reportlab_pdf_name(name, "a", "z")
     assert pdf._STRINGS and pdf._NAMES
     assert pdfdoc.PDFString.format is pdf._string_format and pdfdoc.PDFName is pdf._pdf_name
+
+
+def test_the_qr_mask_from_zints_packed_rows_is_the_mask_of_its_modules() -> None:
+    """`barcodes._qr_mask` (libzint's packed rows bit-reversed) against `_mask_hex` of
+    the modules spelt out row by row (`_module_rows`), for symbols of many versions
+    (rows ending in a byte with one or five modules) and Chinese text; `draw_qr` writes
+    that mask."""
+    rng = random.Random(43)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~/"
+    texts = ["a", "缴费凭证 张伟", "https://onetrip.gov.cn/verify/" + "x7" * 90]
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(1, 400))) for _ in range(60)]
+    widths = set()
+    for text in texts:
+        rows = barcodes._module_rows(text)
+        widths.add(len(rows) % 8)
+        assert barcodes._qr_mask(text, barcodes._zint) == (len(rows), barcodes._mask_hex(rows))
+        assert pdf.qr_size(text) == len(rows)
+    assert widths == {1, 5}  # 4 × version + 17 modules: both kinds of last byte
+
+    class Recording:
+        def __init__(self) -> None:
+            self.literals: list[str] = []
+
+        def addLiteral(self, text: str) -> None:
+            self.literals.append(text)
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+    canvas = Recording()
+    assert pdf.draw_qr(canvas, texts[2], 0, 0, 100) == len(barcodes._module_rows(texts[2]))
+    assert barcodes._mask_hex(barcodes._module_rows(texts[2])) in canvas.literals[0]
