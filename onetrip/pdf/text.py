@@ -18,6 +18,7 @@ from typing import Any
 
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import textobject
+from reportlab.pdfgen.canvas import Canvas
 
 from onetrip.pdf.fonts import font_chain, font_runs, string_width
 from onetrip.pdf.numbers import fp_str
@@ -60,6 +61,15 @@ def draw_text(
     Characters `font` lacks are drawn in its fallback fonts (`font_runs`). Returns the
     width drawn.
     """
+    key = _line_key(canvas, x, y, text, font, size, align, synthetic_bold, char_space)
+    if key is not None:
+        known = _LINES.get(key)
+        if known is not None:  # drawn before, the same way: its operators again
+            code, width, leading = known
+            canvas._fontname, canvas._fontsize, canvas._leading = font, size, leading
+            canvas._code.extend(code)
+            return width
+        start = len(canvas._code)
     runs = font_runs(text, font)
     width = _runs_width(runs, size) + char_space * max(len(text) - 1, 0)
     if align == "centre":
@@ -78,7 +88,78 @@ def draw_text(
         canvas.restoreState()
     else:
         _draw_runs(canvas, x, y, runs, size, mode=0, char_space=char_space)
+    if key is not None:
+        if len(_LINES) >= _LINES_MAX:
+            _LINES.clear()
+        _LINES[key] = (tuple(canvas._code[start:]), width, canvas._leading)
     return width
+
+
+# A document's labels, headings and notes are drawn at the same place in every document
+# of its kind (a licence's ~40 lines: half of them the same on every licence of a
+# matter), and each costs ~80,000 instructions of Python to measure, align, split into
+# its subset's codes and write. Whatever a line's operators depend on is in its key
+# (`_line_key`): the text and its codes in this document's font subsets, the font's name
+# in the document, the position, size, alignment, spacing, synthetic bold and then the
+# fill colour the outline copies. A line drawn again with the same key writes the same
+# operators, remembered, and leaves the canvas's font as drawing it would.
+_LINES: dict[tuple[Any, ...], tuple[tuple[str, ...], float, float]] = {}
+_LINES_MAX = 4096  # emptied when full: a document's own lines never come back
+
+
+def _line_key(
+    canvas: Any,
+    x: float,
+    y: float,
+    text: str,
+    font: str,
+    size: float,
+    align: str,
+    synthetic_bold: bool,
+    char_space: float,
+) -> tuple[Any, ...] | None:
+    """The key of a line `draw_text` may draw from `_LINES`, or None: a line whose
+    drawing would change the document (a character, or a font, it uses for the first
+    time) or that is not drawn by `draw_string` in one run."""
+    if (
+        type(text) is not str
+        or not isinstance(canvas, Canvas)
+        or not _PLAIN_TEXT_OBJECTS
+        or not canvas.bottomup
+        or canvas._enforceColorSpace
+        or "\xa0" in text
+    ):
+        return None
+    fill = None
+    if synthetic_bold:
+        fill = canvas._fillColorObj
+        if type(fill) is not tuple:
+            return None
+    registered = pdfmetrics.getFont(font)
+    doc = canvas._doc
+    if registered._dynamicFont:
+        chain = font_chain(font)
+        if chain is not None and not chain.covers(text):
+            return None  # maybe characters of a fallback font: runs of their own
+        state = registered.state.get(doc)
+        if state is None or state.internalName is None:
+            return None
+        codes = tuple(map(state.assignments.get, map(ord, text)))
+        if None in codes:
+            return None
+        name: Any = (state.internalName, codes)
+    elif (
+        not registered._multiByte
+        and registered.encName == "WinAnsiEncoding"
+        and text.isascii()
+        and text.isprintable()
+    ):
+        name = doc.fontMapping.get(font)  # WinAnsi has every printable ASCII character
+        if name is None:
+            return None
+    else:
+        return None
+    return (type(canvas), text, font, size, x, y, align, synthetic_bold, char_space, fill, name)
 
 
 def _draw_runs(

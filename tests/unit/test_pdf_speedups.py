@@ -143,6 +143,7 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
         monkeypatch.setattr(module, "fp_str", rl_accel.fp_str)
     monkeypatch.setattr(ttfonts.TTFont, "splitString", fonts._reportlab_split_string)
     monkeypatch.setattr(fonts, "_reserved_again", lambda *_: False)  # splitString each time
+    monkeypatch.setattr(pdf.text, "_line_key", lambda *_: None)  # every line drawn anew
     monkeypatch.setattr(pdfmetrics.Encoding, "makePDFObject", pdf._reportlab_encoding_object)
     monkeypatch.setattr(canvas.Canvas, "setFillColorRGB", numbers._reportlab_set_fill_rgb)
     monkeypatch.setattr(canvas.Canvas, "setStrokeColorRGB", numbers._reportlab_set_stroke_rgb)
@@ -498,3 +499,58 @@ def test_the_qr_mask_from_zints_packed_rows_is_the_mask_of_its_modules() -> None
     canvas = Recording()
     assert pdf.draw_qr(canvas, texts[2], 0, 0, 100) == len(barcodes._module_rows(texts[2]))
     assert barcodes._mask_hex(barcodes._module_rows(texts[2])) in canvas.literals[0]
+
+
+def test_lines_drawn_again_write_what_drawing_them_writes(monkeypatch) -> None:
+    """`draw_text` from its remembered lines (`text._LINES`) against drawing every line
+    (no key) on twin documents, each drawn three times: the same operators after every
+    line, the same width, the same font state, the same file; lines with characters
+    new to the document, fallback fonts, synthetic bold in changing colours, spacing,
+    alignments, standard fonts and Symbol."""
+    from reportlab.pdfgen.canvas import Canvas
+
+    from onetrip.pdf import text as pdftext
+
+    cjk = pdf.current_cjk_font().name
+    lines = [
+        (cjk, "持证人", {}),
+        (cjk, "持证人", {"align": "right"}),  # the same text at the same x and y
+        (cjk, "杭州市公安局交通警察支队", {"align": "centre", "synthetic_bold": True}),
+        (cjk, "机动车驾驶证", {"synthetic_bold": True, "char_space": 6, "align": "centre"}),
+        (cjk, "浙公驾 330106-2026-000001 (C1) \\\\", {"align": "right"}),
+        (cjk, "王䶮芳", {}),  # a character of a fallback font: runs of their own
+        (cjk, "a\xa0b 持", {}),
+        ("Helvetica", "Verify this licence (x) \\\\", {}),
+        ("Helvetica-Bold", "LICENCE", {"align": "centre", "char_space": 3}),
+        ("Helvetica", "50 € α", {}),  # substitute fonts
+        ("Symbol", "abc", {}),
+    ]
+    colours = [(0.07, 0.07, 0.09), (0.65, 0.1, 0.1)]
+
+    def draw(remember: bool, reserved: str = "持证人杭州市") -> tuple[list[Any], bytes]:
+        if not remember:
+            monkeypatch.setattr(pdftext, "_line_key", lambda *_: None)
+        out = io.BytesIO()
+        canvas = Canvas(out, invariant=1)
+        pdf.reserve_characters(canvas, [cjk], reserved)
+        seen = []
+        for round in range(3):
+            for n, (font, line, options) in enumerate(lines):
+                canvas.setFillColorRGB(*colours[(n + round) % 2])
+                x, y = 50 + n // 2, 700 - 12 * (n // 2)
+                width = pdf.draw_text(canvas, x, y, line, font, 9 + n // 2, **options)
+                state = (canvas._fontname, canvas._fontsize, canvas._leading)
+                seen.append((width, state, list(canvas._code)))
+        canvas.showPage()
+        canvas.save()
+        monkeypatch.undo()
+        return seen, out.getvalue()
+
+    pdftext._LINES.clear()
+    ours = draw(remember=True)
+    assert len(pdftext._LINES) >= 6  # remembered: the CJK, Helvetica and bold lines
+    theirs = draw(remember=False)
+    assert ours == theirs
+    assert draw(remember=True) == theirs  # every line from the memory this time
+    # other codes for the same characters (another template's reserved text)
+    assert draw(remember=True, reserved="市州杭人证持") == draw(False, "市州杭人证持")
