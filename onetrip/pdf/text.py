@@ -397,6 +397,27 @@ class Line:
 
 def wrap_lines(lines: Sequence[Line], width: float, max_lines: int | None = None) -> list[Line]:
     """Wrap each line to `width`; a line that needs more than `max_lines` ends with "…"."""
+    # A table's labels (and many of its values) are wrapped the same way in every
+    # document: the wrapped lines (frozen) are remembered by the lines and the width.
+    key = (tuple(lines), width, max_lines)
+    try:
+        known = _WRAPPED.get(key)
+    except TypeError:  # a line that is no dictionary key (an unhashable colour)
+        return _wrap_lines(lines, width, max_lines)
+    if known is None:
+        known = tuple(_wrap_lines(lines, width, max_lines))
+        if len(_WRAPPED) >= _WRAPPED_MAX:
+            _WRAPPED.clear()
+        _WRAPPED[key] = known
+    return list(known)
+
+
+#: lines wrapped so far: (lines, width, max_lines) -> the wrapped lines, emptied when full
+_WRAPPED: dict[tuple[Any, ...], tuple[Line, ...]] = {}
+_WRAPPED_MAX = 4096
+
+
+def _wrap_lines(lines: Sequence[Line], width: float, max_lines: int | None) -> list[Line]:
     out: list[Line] = []
     for line in lines:
         parts = wrap_text(line.text, line.font, line.size, width)

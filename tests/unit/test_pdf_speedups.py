@@ -144,6 +144,10 @@ def test_a_licence_is_the_same_bytes_with_reportlabs_own_formatting(monkeypatch)
     monkeypatch.setattr(ttfonts.TTFont, "splitString", fonts._reportlab_split_string)
     monkeypatch.setattr(fonts, "_reserved_again", lambda *_: False)  # splitString each time
     monkeypatch.setattr(pdf.text, "_line_key", lambda *_: None)  # every line drawn anew
+    unwrapped = pdf.text._wrap_lines  # every line wrapped anew
+    monkeypatch.setattr(
+        pdf.layout, "wrap_lines", lambda lines, width, most=None: unwrapped(lines, width, most)
+    )
     monkeypatch.setattr(pdfmetrics.Encoding, "makePDFObject", pdf._reportlab_encoding_object)
     monkeypatch.setattr(canvas.Canvas, "setFillColorRGB", numbers._reportlab_set_fill_rgb)
     monkeypatch.setattr(canvas.Canvas, "setStrokeColorRGB", numbers._reportlab_set_stroke_rgb)
@@ -554,3 +558,28 @@ def test_lines_drawn_again_write_what_drawing_them_writes(monkeypatch) -> None:
     assert draw(remember=True) == theirs  # every line from the memory this time
     # other codes for the same characters (another template's reserved text)
     assert draw(remember=True, reserved="市州杭人证持") == draw(False, "市州杭人证持")
+
+
+def test_lines_wrapped_again_are_the_lines_wrapping_gives() -> None:
+    """`wrap_lines` from its remembered results against wrapping anew (`_wrap_lines`),
+    each twice: lines that fit, Chinese and Latin that wrap, an ellipsis past
+    `max_lines`, the same lines at other widths; the caller's list is its own."""
+    from onetrip.pdf import text as pdftext
+
+    cjk = pdf.current_cjk_font().name
+    stacks = [
+        [pdf.Line("持证人", cjk, 10), pdf.Line("Holder", "Helvetica", 7, pdf.GREY)],
+        [pdf.Line("浙江省杭州市西湖区文三路 100 号 3 幢 101 室" * 3, cjk, 10.5)],
+        [pdf.Line("Scan the QR code to check that this licence is genuine.", "Helvetica", 8)],
+        [pdf.Line("王芳", cjk, 13, pdf.INK, True)],
+    ]
+    pdftext._WRAPPED.clear()
+    for _ in range(2):
+        for lines in stacks:
+            for width in (40, 120.5, 300):
+                for max_lines in (None, 1, 3):
+                    expected = pdftext._wrap_lines(lines, width, max_lines)
+                    got = pdf.wrap_lines(lines, width, max_lines)
+                    assert got == expected, (lines, width, max_lines)
+                    got.append(None)  # the caller's own list: not the remembered lines
+    assert len(pdftext._WRAPPED) == len(stacks) * 3 * 3
