@@ -70,7 +70,7 @@ from onetrip.pdf.fonts import (
 )
 from onetrip.pdf.layout import Block, LabelledRow, LabelledTable, SplittableBlock
 from onetrip.pdf.numbers import fp_str, set_fill_rgb, set_stroke_rgb
-from onetrip.pdf.subsets import SubsetFile, forget_oldest
+from onetrip.pdf.subsets import SubsetFile, SubsetText, forget_oldest
 from onetrip.pdf.text import (
     GREY,
     INK,
@@ -101,18 +101,21 @@ except ImportError:  # pragma: no cover - depends on the installed wheels
 
 
 def _flate_fast(self: pdfdoc.PDFStreamFilterZCompress, text: str | bytes) -> bytes:
-    if type(text) is SubsetFile:  # a font subset documents may share: compressed once
+    if type(text) in _SHARED:  # a font subset or its CMap documents share: compressed once
         compressed = _FLATED.pop(text, None)
         if compressed is None:
-            compressed = _deflate.compress(text, 1)
+            data = text.encode("utf8") if type(text) is SubsetText else text
+            compressed = _deflate.compress(data, 1)
         _FLATED[text] = compressed  # last: the least recently used is forgotten first
         forget_oldest(_FLATED, _FLATED_MAX)
         return compressed
     return _deflate.compress(text.encode("utf8") if isinstance(text, str) else text, 1)
 
 
-#: compressed font subsets, by the subset file (the same object for the same subset)
-_FLATED: dict[bytes, bytes] = {}
+#: compressed font subsets and CMaps, by the subset's file or CMap (the same object for
+#: the same subset)
+_FLATED: dict[bytes | str, bytes] = {}
+_SHARED = frozenset((SubsetFile, SubsetText))
 _FLATED_MAX = 32
 
 
@@ -341,6 +344,7 @@ __all__ = [
     "PageInfo",
     "SplittableBlock",
     "SubsetFile",
+    "SubsetText",
     "barcode_backend",
     "block_height",
     "cjk_bold_font",

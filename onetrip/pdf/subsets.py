@@ -294,12 +294,32 @@ _hex_codes = _HexCodes()
 _SUBSET_CODES = tuple(f"<{code:02X}> " for code in range(256))  # a subset's own codes
 
 
+class SubsetText(str):
+    """A subset's ToUnicode CMap as `to_unicode_cmap` remembers it: the same object for
+    the same subset (a template's shared one), compressed once by the stream filter."""
+
+
+#: the CMaps made lately, by (font name, subset), least recently used first
+_CMAPS: dict[tuple[str, tuple[int, ...]], SubsetText] = {}
+_CMAPS_MAX = 32
+
+
 def to_unicode_cmap(fontname: str, subset: Sequence[int]) -> str:
     """`ttfonts.makeToUnicodeCMap(fontname, subset)`, ReportLab's text: the ToUnicode
     CMap of a subset, its codes' lines made from remembered pieces instead of one
-    `%`-format each."""
+    `%`-format each; the CMap of a subset made lately, the same `SubsetText` again."""
     if len(subset) > len(_SUBSET_CODES):  # not a subset ReportLab writes
         return _reportlab_to_unicode_cmap(fontname, subset)
+    key = (fontname, tuple(subset))
+    cmap = _CMAPS.pop(key, None)
+    if cmap is None:
+        cmap = SubsetText(_make_cmap(fontname, subset))
+    _CMAPS[key] = cmap  # last: the least recently used is forgotten first
+    forget_oldest(_CMAPS, _CMAPS_MAX)
+    return cmap
+
+
+def _make_cmap(fontname: str, subset: Sequence[int]) -> str:
     lines = map(add, _SUBSET_CODES, map(_hex_codes.__getitem__, subset))
     return "\n".join(
         (

@@ -583,3 +583,32 @@ def test_lines_wrapped_again_are_the_lines_wrapping_gives() -> None:
                     assert got == expected, (lines, width, max_lines)
                     got.append(None)  # the caller's own list: not the remembered lines
     assert len(pdftext._WRAPPED) == len(stacks) * 3 * 3
+
+
+def test_a_cmap_made_again_is_the_same_text_compressed_once() -> None:
+    """`to_unicode_cmap` remembers the CMaps it made lately (a template's shared subset)
+    as a `SubsetText` the stream filter compresses once: still ReportLab's text, and
+    its compressed form inflates to it; other subsets' CMaps do not push it out."""
+    import zlib
+
+    from isal import isal_zlib
+
+    name = "AAAAAA+WenQuanYiMicroHei-0"
+    subset = [0] * 32 + list(range(0x4E00, 0x4E00 + 160))
+    made = subsets.to_unicode_cmap(name, subset)
+    assert type(made) is subsets.SubsetText
+    assert subsets.to_unicode_cmap(name, list(subset)) is made
+    assert made == subsets._reportlab_to_unicode_cmap(name, subset)
+    assert subsets.to_unicode_cmap("AAAAAB+WenQuanYiMicroHei-0", subset) != made
+    flate = pdfdoc.PDFStreamFilterZCompress()
+    compressed = flate.encode(made)
+    assert flate.encode(made) is compressed
+    assert compressed == isal_zlib.compress(made.encode(), 1)
+    assert zlib.decompress(compressed) == made.encode()
+    plain = str(made)
+    assert flate.encode(plain) == compressed and flate.encode(plain) is not compressed
+    for n in range(3 * subsets._CMAPS_MAX):
+        flate.encode(subsets.to_unicode_cmap(name, [0, 0x4E00 + n]))
+        assert subsets.to_unicode_cmap(name, subset) is made
+        assert flate.encode(made) is compressed
+    assert len(subsets._CMAPS) <= subsets._CMAPS_MAX
