@@ -117,3 +117,65 @@ def test_licences_of_one_matter_share_their_first_font_subset_and_not_their_hold
     assert not mine[0][1] & (set(DATA.holder_name) - set(_template_text(DATA, _rows(DATA))))
     text = text_of(render_license(other))
     assert other.holder_name in text and DATA.department_name in text and "真伪核验" in text
+
+
+def _licences(count: int) -> list[LicenseData]:
+    names = ["王芳", "李娜", "张伟", "钱塘江畔潮鸣科技有限公司", "欧阳䶮", "陈静"]
+    return [
+        dataclasses.replace(
+            DATA,
+            license_id=f"lic_01JUNIT{n:013d}",
+            holder_name=names[n % len(names)] + ("有限公司" if n % 4 == 0 else ""),
+            license_no=f"浙公驾 330106-2026-{n:04d}",
+            fields=[("类型", "有限责任公司"), ("住所", f"浙江省杭州市西湖区文三路 {n} 号")],
+            valid_until=date(2032, 12, 1 + n % 28) if n % 3 else None,
+            verify_url=f"{DATA.verify_url}{n:03d}",
+        )
+        for n in range(count)
+    ]
+
+
+def test_licences_rendered_in_threads_are_the_bytes_rendered_one_by_one():
+    """The kernel's remembered subsets, CMaps, lines, wraps and texts are shared by all
+    threads: eight threads rendering licences (and their covers) at once give each one
+    the same bytes as rendering them one after another, twice over."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    licences = _licences(24)
+    expected = [(render_license(data), render_cover(data)) for data in licences]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(2):
+            got = list(pool.map(lambda data: (render_license(data), render_cover(data)), licences))
+            assert got == expected
+
+
+def test_a_licence_qr_code_scans_and_its_holder_reads_from_the_rasterised_pdf(tmp_path):
+    """After licences drawn from what the kernel remembered, a licence's QR code still
+    scans from the page rasterised at print resolution, and its holder's name and the
+    template's text still extract as text."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    zxingcpp = pytest.importorskip("zxingcpp")
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.skip("pdftoppm (poppler-utils) not installed")
+    from PIL import Image
+
+    licences = _licences(6)
+    for data in licences:
+        render_license(data)  # the shared lines, subsets and texts are remembered now
+    data = licences[-1]
+    pdf = render_license(data)
+    (tmp_path / "licence.pdf").write_bytes(pdf)
+    subprocess.run(
+        [pdftoppm, "-r", "300", "-png", "-singlefile", str(tmp_path / "licence.pdf"),
+         str(tmp_path / "page")],
+        check=True,
+    )  # fmt: skip
+    found = zxingcpp.read_barcodes(Image.open(tmp_path / "page.png"))
+    assert [code.text for code in found] == [data.verify_url]
+    text = text_of(pdf)
+    assert data.holder_name in text and "持证人" in text and "真伪核验" in text
