@@ -564,32 +564,39 @@ SELECT g.w, a.id, -g.clearing_amount
 """
 
 
-#: the bearing departments' parts of each fee group (see _book, step 3)
+#: the bearing departments' parts of each fee group (see _book, step 3). A payment booked
+#: to one department (nearly all) gives it the whole fee; only the fees of joint payments
+#: are split share by share, so only those are ranked (a second sort of a million rows
+#: otherwise: benchmarks/RESULTS.md).
 _PARTS_SQL = f"""
+WITH v AS (
+    SELECT f.record_id, f.currency, f.bucket, f.department, f.matter_code, abs(f.fee) AS fee,
+           CASE WHEN f.fee > 0 THEN 1 ELSE -1 END AS sign, e.account_id,
+           a.department AS share_department, -e.amount AS share,
+           count(*) OVER (PARTITION BY f.record_id) AS shares,
+           sum(-e.amount) OVER (PARTITION BY f.record_id) AS total
+      FROM {_FEES} f
+      JOIN ledger_entries e
+        ON e.transaction_id = f.payment_txn_id AND e.currency = f.currency AND e.amount < 0
+      JOIN ledger_accounts a ON a.id = e.account_id AND a.department IS NOT NULL
+)
 INSERT INTO {_LEGS} (w, account_id, amount)
 SELECT g.w, s.account_id, sum(s.part)
-  FROM (SELECT q.*,
+  FROM (SELECT v.currency, v.bucket, v.department, v.matter_code, v.account_id,
+               v.share_department, v.sign * v.fee AS part
+          FROM v
+         WHERE v.shares = 1
+        UNION ALL
+        SELECT q.currency, q.bucket, q.department, q.matter_code, q.account_id,
+               q.share_department,
                q.sign * (q.floor_part + CASE WHEN q.place <= q.fee - q.floors THEN 1 ELSE 0 END)
-                   AS part
           FROM (SELECT p.*, sum(p.floor_part) OVER (PARTITION BY p.record_id) AS floors,
                        row_number() OVER (PARTITION BY p.record_id
                                           ORDER BY p.rest DESC, p.account_id) AS place
                   FROM (SELECT v.*, (v.fee * v.share) / v.total AS floor_part,
                                (v.fee * v.share) % v.total AS rest
-                          FROM (SELECT f.record_id, f.currency, f.bucket, f.department,
-                                       f.matter_code, abs(f.fee) AS fee,
-                                       CASE WHEN f.fee > 0 THEN 1 ELSE -1 END AS sign,
-                                       e.account_id, a.department AS share_department,
-                                       -e.amount AS share,
-                                       sum(-e.amount) OVER (PARTITION BY f.record_id)
-                                           AS total
-                                  FROM {_FEES} f
-                                  JOIN ledger_entries e
-                                    ON e.transaction_id = f.payment_txn_id
-                                   AND e.currency = f.currency AND e.amount < 0
-                                  JOIN ledger_accounts a
-                                    ON a.id = e.account_id AND a.department IS NOT NULL
-                               ) AS v) AS p) AS q) AS s
+                          FROM v
+                         WHERE v.shares > 1) AS p) AS q) AS s
   JOIN ledger_departments dep
     ON dep.code = s.share_department AND dep.stripe_fees_borne_by = 'department'
   JOIN {_WRITES} g ON {_SAME_GROUP.replace("f.", "s.")}
