@@ -228,7 +228,7 @@ async def create_database(admin_url: str, name: str) -> None:
         # Byte order for text, as docker/compose.yaml initialises the server: what the
         # service stores and sorts are ids and codes, and the machine's C.UTF-8 compares
         # them through strcoll (a third of the cost of inserting a million matches).
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 LC_COLLATE \'C\'')
+        await conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C'")
     finally:
         await conn.close()
 
