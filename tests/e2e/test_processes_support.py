@@ -37,9 +37,29 @@ def onetrip_command(*args: str) -> list[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free now, below the kernel's ephemeral range: a port the kernel hands out
+    (bind to 0) can be taken, before the server binds it, as the local end of any
+    outgoing connection (the other test worker's database clients: seen in CI as
+    "address already in use")."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = 10_000 + secrets.randbelow(max(low - 10_000, 1))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # nothing free down there: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
