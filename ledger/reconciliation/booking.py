@@ -209,7 +209,6 @@ def _fee_rows_sql(d: _Dialect, where: str, other_source: bool) -> str:
                                               THEN 'stripe_payout_recon'
                                               ELSE 'stripe_balance' END
                           AND o.namespace = r.namespace AND o.external_id = r.external_id)"""
-    fence = " OFFSET 0" if d.pg else ""  # compute `created` once per row
     return f"""
 SELECT t.*, {d.hour_of("t.created")} AS bucket
   FROM (SELECT r.id AS record_id, r.currency, r.fee, {_created(d)} AS created,
@@ -219,7 +218,7 @@ SELECT t.*, {d.hour_of("t.created")} AS bucket
           FROM reconciliation_external_records r
           LEFT JOIN ledger_transactions pt
                  ON r.payment_id IS NOT NULL AND pt.idempotency_key = {_PAYMENT_KEY}
-         WHERE {where} AND r.fee IS NOT NULL AND r.fee <> 0{once}{fence}) AS t
+         WHERE {where} AND r.fee IS NOT NULL AND r.fee <> 0{once}) AS t
 """
 
 

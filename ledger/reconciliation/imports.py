@@ -369,16 +369,17 @@ class _Writer:
         for row in rows:
             import_id, first_line = existing[row["external_id"]]
             if import_id == self.import_id:
-                self.repeated_count += 1
-                if len(self.repeated) < LISTED_DUPLICATES:
-                    self.repeated.append(
-                        {
-                            "field": f"line {row['line_no']}",
-                            "message": f"repeats line {first_line} ({row['external_id']})",
-                        }
-                    )
+                self.repeat(row["line_no"], first_line, row["external_id"])
             else:
                 self.skipped += 1
+
+    def repeat(self, later: int, first: int, external_id: str) -> None:
+        """Line `later` repeats line `first` of this file: counted, the first few listed."""
+        self.repeated_count += 1
+        if len(self.repeated) < LISTED_DUPLICATES:
+            self.repeated.append(
+                {"field": f"line {later}", "message": f"repeats line {first} ({external_id})"}
+            )
 
     def refuse_duplicates(self) -> None:
         if not self.repeated_count:
@@ -457,7 +458,6 @@ class _CopyWriter(_Writer):
         super().__init__(*args)
         self.rows: list[tuple[Any, ...]] = []
         self.ids = record_ids()
-        self.analyzed = False
 
     async def _driver(self) -> Any:
         conn = await self.session.connection()
@@ -514,11 +514,6 @@ class _CopyWriter(_Writer):
         rows, self.rows = self.rows, []
         if not rows:
             return
-        await self._store_probed(rows)
-        if self.progress is not None:
-            self.progress(len(rows))
-
-    async def _store_probed(self, rows: list[tuple[Any, ...]]) -> None:
         driver = await self._driver()
         held = {
             record["external_id"]: (record["import_id"], record["line_no"])
@@ -541,31 +536,22 @@ class _CopyWriter(_Writer):
             if holder[0] != self.import_id:
                 self.skipped += 1  # an earlier import holds the line
             else:
-                self.repeated_count += 1
-                if len(self.repeated) < LISTED_DUPLICATES:
-                    self.repeated.append(
-                        {
-                            "field": f"line {row[_LINE_NO]}",
-                            "message": f"repeats line {holder[1]} ({key})",
-                        }
-                    )
+                self.repeat(row[_LINE_NO], holder[1], key)
         if new:
             await driver.copy_records_to_table(_RECORDS, records=new, columns=_COPY_COLUMNS)
-            if not self.analyzed and self.new + len(new) >= ANALYZE_AFTER:
+            if self.new < ANALYZE_AFTER <= self.new + len(new):  # once, on crossing it
                 # Planned with statistics that do not know this source's lines (an
                 # empty table, or one of bank lines), a probe reads every line of the
                 # source and filters (measured: 18 s a probe half-way through a million
                 # lines) instead of looking the keys up in the unique index.
                 await driver.execute(f"ANALYZE {_RECORDS}")
-                self.analyzed = True
-            self._count_new(new)
-
-    def _count_new(self, rows: list[tuple[Any, ...]]) -> None:
-        self.new += len(rows)
-        for row in rows:
-            total = self.totals[row[_CURRENCY]]
-            total["new_lines"] += 1
-            total["new_amount"] += row[_AMOUNT]
+            self.new += len(new)
+            for row in new:
+                total = self.totals[row[_CURRENCY]]
+                total["new_lines"] += 1
+                total["new_amount"] += row[_AMOUNT]
+        if self.progress is not None:
+            self.progress(len(rows))
 
     async def finish(self) -> None:
         await self.flush()
