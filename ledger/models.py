@@ -165,7 +165,9 @@ class ExternalRecord(Base):
     __tablename__ = "reconciliation_external_records"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    import_id: Mapped[str] = mapped_column(String(40), ForeignKey("reconciliation_imports.id"))
+    # Its import (reconciliation_imports.id), checked by triggers once per statement rather
+    # than by a foreign key once per row (migration 0020).
+    import_id: Mapped[str] = mapped_column(String(40))
     line_no: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(32))
     namespace: Mapped[str] = mapped_column(String(64))
