@@ -42,6 +42,7 @@ def _metadata(payment: Payment, kind: str) -> dict[str, str]:
         "department": payment.department,
         "kind": kind,
         "matter_code": payment.matter_code,  # issue 10: settlement report by matter
+        "matter_name": payment.matter_name,  # its name as the applicant paid for it
     }
 
 

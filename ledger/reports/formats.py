@@ -6,9 +6,9 @@ and spreadsheets: amounts in major units, exactly (Decimal from the currency's
 exponent, never float), with the currency beside them.
 
 CSV: one table, every row the same columns, `section` saying what the row is —
-`total` (the department), `matter`, `day`, `payout` (amount = its share, detail =
-arrived | in_transit) and `open_item` (a reconciling item, detail = reason and whether
-it was brought forward).
+`total` (the department), `matter` (detail = its name), `day`, `payout` (amount = its
+share, detail = arrived | in_transit) and `open_item` (a reconciling item, detail =
+reason and whether it was brought forward).
 """
 
 from __future__ import annotations
@@ -82,7 +82,11 @@ def report_dict(report: SettlementReport) -> dict[str, Any]:
         "paid_out": report.paid_out,
         "in_transit": report.in_transit,
         "by_matter": [
-            {"matter_code": line.matter_code, **_totals_dict(line.totals)}
+            {
+                "matter_code": line.matter_code,
+                "matter_name": line.matter_name,
+                **_totals_dict(line.totals),
+            }
             for line in report.by_matter
         ],
         "by_day": [{"day": line.day, **_totals_dict(line.totals)} for line in report.by_day],
@@ -147,7 +151,10 @@ def csv_rows(report: SettlementReport) -> list[dict[str, Any]]:
             ),
         }
     ]
-    rows += [_csv_totals("matter", m.matter_code, m.totals, currency) for m in report.by_matter]
+    rows += [
+        {**_csv_totals("matter", m.matter_code, m.totals, currency), "detail": m.matter_name or ""}
+        for m in report.by_matter
+    ]
     rows += [_csv_totals("day", d.day.isoformat(), d.totals, currency) for d in report.by_day]
     rows += [
         {
@@ -275,9 +282,12 @@ def render_xlsx(report: SettlementReport) -> bytes:
 
     table(
         "By matter",
-        ["事项 Matter", *total_labels, "笔数 Payments"],
-        [[m.matter_code, *amounts(m.totals), m.totals.payments] for m in report.by_matter],
-        total_cols,
+        ["事项 Matter", "名称 Name", *total_labels, "笔数 Payments"],
+        [
+            [m.matter_code, m.matter_name or "", *amounts(m.totals), m.totals.payments]
+            for m in report.by_matter
+        ],
+        {col + 1 for col in total_cols},
     )
     table(
         "By day",

@@ -315,7 +315,7 @@ def render_pdf(report: SettlementReport) -> bytes:
         GridTable(
             columns=(Column("事项 Matter", first_width), *amount_cols),
             rows=(
-                *((m.matter_code, *amounts(m.totals)) for m in report.by_matter),
+                *((m.label, *amounts(m.totals)) for m in report.by_matter),
                 ("合计 Total", *amounts(totals)),
             ),
             left=left,

@@ -26,6 +26,7 @@ class TotalsOut(Struct):
 
 class MatterOut(TotalsOut):
     matter_code: str
+    matter_name: str | None  # as its payments were booked; null for older postings
 
 
 class DayOut(TotalsOut):

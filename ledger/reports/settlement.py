@@ -88,6 +88,14 @@ class Totals:
 class MatterLine:
     matter_code: str
     totals: Totals
+    # The matter's name as its payments were booked (the catalogue's name then); None
+    # when no posting of the period names it (booked before postings carried names).
+    matter_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What people read: the name and the code, or the code alone."""
+        return f"{self.matter_name} {self.matter_code}" if self.matter_name else self.matter_code
 
 
 @dataclass(frozen=True)
@@ -259,11 +267,15 @@ async def build_settlement(
     days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
     totals = Totals()
     by_matter: dict[str, Totals] = defaultdict(Totals)
+    matter_names: dict[str, str] = {}
     by_day: dict[date, Totals] = {day: Totals() for day in days}
     for group in await _movement(session, department, currency, days, tz, ends_at):
         category = _category(group.kind)
         day = days[group.day_index]
         matter = group.matter_code or UNKNOWN_MATTER
+        if group.matter_name:
+            # the latest-sorting name if it changed within the period (one, nearly always)
+            matter_names[matter] = max(group.matter_name, matter_names.get(matter, ""))
         for target in (totals, by_day[day], by_matter[matter]):
             _add(target, category, int(group.amount))
             # A payment is collected once (one posting, one day, one matter): the
@@ -293,7 +305,9 @@ async def build_settlement(
         platform_fees=platform_fees,
         paid_out=sum(p.amount for p in payouts),
         in_transit=sum(p.amount for p in payouts if not p.arrived),
-        by_matter=[MatterLine(code, by_matter[code]) for code in sorted(by_matter)],
+        by_matter=[
+            MatterLine(code, by_matter[code], matter_names.get(code)) for code in sorted(by_matter)
+        ],
         by_day=[DayLine(day, by_day[day]) for day in days],
         payouts=payouts,
         open_items=await _open_items(session, department, currency, date_from, date_to, ends_at),
@@ -333,12 +347,17 @@ async def _movement(
         transactions.c.metadata["matter_code"].as_string(),
         payment_posting.c.metadata["matter_code"].as_string(),
     )
+    matter_name = func.coalesce(
+        transactions.c.metadata["matter_name"].as_string(),
+        payment_posting.c.metadata["matter_name"].as_string(),
+    )
     payment_key = payment_posting.c.idempotency_key
     stmt = (
         select(
             day_index.label("day_index"),
             kind.label("kind"),
             matter.label("matter_code"),
+            func.max(matter_name).label("matter_name"),
             func.sum(entries.c.amount).label("amount"),
             func.count(func.distinct(case((entries.c.amount < 0, payment_id)))).label("payments"),
             func.count(func.distinct(case((entries.c.amount > 0, transactions.c.id)))).label(

@@ -131,10 +131,12 @@ async def test_the_month_agrees_with_the_payments_made_and_with_the_trial_balanc
         assert report.totals.net == await movement_in_trial_balance(
             department, report.starts_at, report.ends_at
         )
-        assert [m.matter_code for m in report.by_matter] == ["real-estate-transfer"]
+        assert [(m.matter_code, m.matter_name) for m in report.by_matter] == [
+            ("real-estate-transfer", "存量房转移登记（一窗联办）")
+        ]
 
     # by matter and by day add up to the totals
-    assert [m.matter_code for m in psb.by_matter] == ["passport"]
+    assert [(m.matter_code, m.matter_name) for m in psb.by_matter] == [("passport", "普通护照签发")]
     assert psb.by_matter[0].totals.net == psb.totals.net
     assert len(psb.by_day) == 30
     assert sum(d.totals.collected for d in psb.by_day) == psb.totals.collected
@@ -318,6 +320,10 @@ async def test_every_format_renders_the_same_numbers(db: Database, tmp_path: Pat
     assert as_json["totals"]["net"] == report.totals.net
     assert as_json["paid_out"] == report.paid_out
     assert sum(d["collected"] for d in as_json["by_day"]) == report.totals.collected
+    # the matter by its name as well as its code, in every format
+    assert [(m["matter_code"], m["matter_name"]) for m in as_json["by_matter"]] == [
+        ("passport", "普通护照签发")
+    ]
 
     text = formats.render_csv(report).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -329,6 +335,9 @@ async def test_every_format_renders_the_same_numbers(db: Database, tmp_path: Pat
     assert sum(Decimal(r["collected"]) for r in days) * 100 == report.totals.collected
     payouts = [r for r in rows if r["section"] == "payout"]
     assert sum(Decimal(r["amount"]) for r in payouts) * 100 == report.paid_out
+    assert [(r["key"], r["detail"]) for r in rows if r["section"] == "matter"] == [
+        ("passport", "普通护照签发")
+    ]
 
     book = load_workbook(io.BytesIO(formats.render_xlsx(report)))
     assert book.sheetnames == ["Summary", "By matter", "By day", "Payouts", "Open items"]
@@ -339,7 +348,11 @@ async def test_every_format_renders_the_same_numbers(db: Database, tmp_path: Pat
     by_day = list(book["By day"].iter_rows(min_row=2, values_only=True))
     assert len(by_day) == len(report.by_day)
     assert round(sum(row[1] for row in by_day) * 100) == report.totals.collected
-    assert book["By matter"]["A2"].value == "passport"
+    by_matter = list(book["By matter"].iter_rows(values_only=True))
+    assert by_matter[0][:3] == ("事项 Matter", "名称 Name", "收款 Collected (CNY)")
+    assert by_matter[1][:2] == ("passport", "普通护照签发")
+    assert round(by_matter[1][2] * 100) == report.totals.collected
+    assert book["By matter"]["C2"].number_format == book["By day"]["B2"].number_format
 
     pdf = render_pdf(report)
     assert pdf.startswith(b"%PDF")
@@ -358,7 +371,9 @@ async def test_every_format_renders_the_same_numbers(db: Database, tmp_path: Pat
     assert "结算报表" in extracted
     assert formats_amount(report.totals.net) in extracted
     assert formats_amount(report.in_transit) in extracted
-    assert UNKNOWN_MATTER not in extracted.split("按事项")[1].split("按日")[0]
+    matters_listed = extracted.split("按事项")[1].split("按日")[0]
+    assert UNKNOWN_MATTER not in matters_listed
+    assert "普通护照签发 passport" in matters_listed
     # every day of the period, as in the CSV and the workbook, the empty ones included
     days_listed = extracted.split("按日")[1].split("出款")[0]
     assert any(d.totals.collected == 0 for d in report.by_day)
