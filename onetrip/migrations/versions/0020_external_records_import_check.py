@@ -11,7 +11,9 @@ The same rule now holds by triggers instead:
   refer to cannot be deleted or change its id.
 - SQLite (embedded, small files): the same checks, row by row, before each change.
 
-Either way a missing import raises, and the statement (the whole import) fails.
+Either way a missing import raises, and the statement (the whole import) fails. One
+difference from the foreign key: TRUNCATE of reconciliation_imports alone is no longer
+refused (row triggers do not see it; the tests' cleanup truncates it beside others).
 
 Revision ID: 0020
 Revises: 0019
