@@ -28,7 +28,10 @@ never holds back the others, nor has its effect without its mark.
 Every event a consumer subscribes to must end with its mark. One that has none a while
 after it was published was lost on the way (a broker that dropped the message, a worker
 killed holding it, retries exhausted): `resend_unconsumed`, run by the relay every
-minute, sends it again to that consumer only.
+minute, sends it again to that consumer only — for RESEND_WITHIN (a day). An event
+still without its mark then is given up: `report_abandoned`, run by the relay after each
+pass, logs each one as an error and counts it (`onetrip_events_abandoned_total`), so
+an operator learns what no sweep will send again.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from onetrip.clock import utcnow
 from onetrip.db import get_database, unit_of_work
 from onetrip.jobs import actor
+from onetrip.metrics import events_abandoned
 from onetrip.outbox import (
     ConsumedEvent,
     OutboxEvent,
@@ -289,3 +293,51 @@ async def resend_unconsumed(
             )
         sent += len(rows)
     return sent
+
+
+#: how many abandoned events' ids one error lists per consumer (the count is exact)
+ABANDONED_LISTED = 20
+
+
+async def report_abandoned(
+    *, since: datetime, now: datetime | None = None, within: timedelta = RESEND_WITHIN
+) -> int:
+    """The events that left `resend_unconsumed`'s window between `since` and `now`
+    (published in [since − within, now − within)) without their consumer's mark: nothing
+    sends them again. Each consumer's are logged as one error, naming the first
+    ABANDONED_LISTED, and counted in `onetrip_events_abandoned_total{consumer}`; returns
+    how many in all. The relay passes its previous pass's time as `since`, so each event
+    is reported once by a relay (two relays would each report it)."""
+    now = utcnow() if now is None else now
+    events = OutboxEvent.__table__
+    marks = ConsumedEvent.__table__
+    abandoned = 0
+    for consumer in declared_consumers():
+        applied = exists().where(marks.c.consumer == consumer.name, marks.c.event_id == events.c.id)
+        stmt = (
+            select(events.c.id, events.c.type)
+            .where(
+                events.c.type.in_(consumer.event_types),
+                events.c.published_at >= since - within,
+                events.c.published_at < now - within,
+                ~applied,
+            )
+            .order_by(events.c.published_at)
+        )
+        async with get_database().session() as session:
+            rows = (await session.execute(stmt)).all()
+        if not rows:
+            continue
+        abandoned += len(rows)
+        events_abandoned.labels(consumer=consumer.name).inc(len(rows))
+        listed = ", ".join(f"{row.id} ({row.type})" for row in rows[:ABANDONED_LISTED])
+        log.error(
+            "%s gave up %d event(s) not applied within %d h of being published; nothing"
+            " sends them again: %s%s",
+            consumer.name,
+            len(rows),
+            within.total_seconds() // 3600,
+            listed,
+            "" if len(rows) <= ABANDONED_LISTED else ", …",
+        )
+    return abandoned

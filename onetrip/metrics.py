@@ -19,3 +19,8 @@ outbox_published = Counter(
 webhooks_received = Counter(
     "onetrip_stripe_webhooks_total", "Stripe webhook events received", ["outcome"]
 )
+events_abandoned = Counter(
+    "onetrip_events_abandoned_total",
+    "Events a consumer never applied, no longer sent again (onetrip.consumers.report_abandoned)",
+    ["consumer"],
+)

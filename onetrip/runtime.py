@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime, timedelta
 
 import dramatiq
 
 from onetrip import consumers, domains, outbox, scheduler
+from onetrip.clock import utcnow
 from onetrip.db import get_database
 from onetrip.settings import get_settings
 
@@ -36,6 +38,7 @@ class Relay:
         self.interval = interval if interval is not None else get_settings().relay_interval
         self.with_scheduler = with_scheduler
         self._resend_due = 0.0  # at start: a restart after a crash looks at once
+        self._resent_at: datetime | None = None  # the last pass's time
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -72,6 +75,12 @@ class Relay:
             return
         self._resend_due = now + RESEND_EVERY
         await consumers.resend_unconsumed()
+        at = utcnow()
+        # What left the window since the last pass (at start: one pass's worth) is given
+        # up from now on: said once, as an error.
+        since = self._resent_at or at - timedelta(seconds=RESEND_EVERY)
+        await consumers.report_abandoned(since=since, now=at)
+        self._resent_at = at
 
     def stop(self) -> None:
         self._stopping = True

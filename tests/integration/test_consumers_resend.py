@@ -9,6 +9,7 @@ consumer only. Real actors on the StubBroker, a real worker; "lost" is a flushed
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -19,9 +20,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onetrip.clock import utcnow
-from onetrip.consumers import Event, consumes, resend_unconsumed
+from onetrip.consumers import (
+    RESEND_WITHIN,
+    Event,
+    consumes,
+    report_abandoned,
+    resend_unconsumed,
+)
 from onetrip.db import get_database, unit_of_work
-from onetrip.outbox import OutboxEvent, record_event, relay_batch
+from onetrip.outbox import OutboxEvent, first_consumption, record_event, relay_batch
 from onetrip.runtime import Relay
 from tests.factories import auth, make_key, seed_catalogue
 from tests.integration.test_payments_support import create_payment, pay_with_sandbox
@@ -137,6 +144,55 @@ async def test_the_relay_sends_lost_events_again_when_it_starts(broker) -> None:
         relay.stop()
         await asyncio.wait_for(task, timeout=5)
     assert [m.args[0] for m in waiting(broker)] == [event_id]
+
+
+# --- given up: what leaves the window is said once ---------------------------------------
+
+
+def abandoned_count() -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("onetrip_events_abandoned_total", {"consumer": CONSUMER})
+    return value or 0.0
+
+
+async def test_an_event_leaving_the_window_unapplied_is_reported_once(broker, caplog) -> None:  # type: ignore[no-untyped-def]
+    now = utcnow()
+    within = RESEND_WITHIN
+    before = abandoned_count()
+    gone = await publish(within + timedelta(seconds=30), n=1)  # left the window 30 s ago
+    applied = await publish(within + timedelta(seconds=20), n=2)
+    async with unit_of_work() as session:
+        await first_consumption(session, CONSUMER, applied)  # its consumer applied it
+    await publish(within + timedelta(hours=2), n=3)  # left it long ago: reported then
+    await publish(within - timedelta(minutes=5), n=4)  # still in it: sent again instead
+
+    with caplog.at_level(logging.ERROR, logger="onetrip.consumers"):
+        assert await report_abandoned(since=now - timedelta(minutes=1), now=now) == 1
+    [record] = [r for r in caplog.records if CONSUMER in r.getMessage()]
+    assert gone in record.getMessage() and EVENT in record.getMessage()
+    assert "nothing sends them again" in record.getMessage()
+    assert abandoned_count() == before + 1
+    # the next pass looks at the next minute only: not reported twice
+    assert await report_abandoned(since=now, now=now + timedelta(minutes=1)) == 0
+    assert abandoned_count() == before + 1
+
+
+async def test_the_relay_reports_what_it_gives_up(broker, caplog) -> None:  # type: ignore[no-untyped-def]
+    gone = await publish(RESEND_WITHIN + timedelta(seconds=10))
+    relay = Relay(interval=0.05)
+    with caplog.at_level(logging.ERROR, logger="onetrip.consumers"):
+        task = asyncio.create_task(relay.run())
+        try:
+            for _ in range(100):
+                if any(gone in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, timeout=5)
+    assert [r.levelno for r in caplog.records if gone in r.getMessage()] == [logging.ERROR]
+    assert waiting(broker) == []  # beyond the window: not sent again
 
 
 # --- payments: a succeeded payment whose receipt job was lost -------------------------
