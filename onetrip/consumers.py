@@ -46,7 +46,7 @@ from typing import Any
 
 import dramatiq
 import msgspec
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onetrip.clock import utcnow
@@ -265,18 +265,10 @@ async def resend_unconsumed(
     """
     now = utcnow()
     events = OutboxEvent.__table__
-    marks = ConsumedEvent.__table__
     sent = 0
     for consumer in declared_consumers():
-        applied = exists().where(marks.c.consumer == consumer.name, marks.c.event_id == events.c.id)
         stmt = (
-            select(events)
-            .where(
-                events.c.type.in_(consumer.event_types),
-                events.c.published_at < now - after,
-                events.c.published_at >= now - within,
-                ~applied,
-            )
+            _unapplied(consumer, select(events), now - within, now - after)
             .order_by(events.c.published_at.desc())
             .limit(limit)
         )
@@ -295,6 +287,22 @@ async def resend_unconsumed(
     return sent
 
 
+def _unapplied(
+    consumer: Consumer, stmt: Select[Any], start: datetime, end: datetime
+) -> Select[Any]:
+    """`stmt` narrowed to the consumer's events published in [start, end) that it has
+    not applied (no mark)."""
+    events = OutboxEvent.__table__
+    marks = ConsumedEvent.__table__
+    applied = exists().where(marks.c.consumer == consumer.name, marks.c.event_id == events.c.id)
+    return stmt.where(
+        events.c.type.in_(consumer.event_types),
+        events.c.published_at >= start,
+        events.c.published_at < end,
+        ~applied,
+    )
+
+
 #: how many abandoned events' ids one error lists per consumer (the count is exact)
 ABANDONED_LISTED = 20
 
@@ -310,20 +318,11 @@ async def report_abandoned(
     is reported once by a relay (two relays would each report it)."""
     now = utcnow() if now is None else now
     events = OutboxEvent.__table__
-    marks = ConsumedEvent.__table__
     abandoned = 0
     for consumer in declared_consumers():
-        applied = exists().where(marks.c.consumer == consumer.name, marks.c.event_id == events.c.id)
-        stmt = (
-            select(events.c.id, events.c.type)
-            .where(
-                events.c.type.in_(consumer.event_types),
-                events.c.published_at >= since - within,
-                events.c.published_at < now - within,
-                ~applied,
-            )
-            .order_by(events.c.published_at)
-        )
+        stmt = _unapplied(
+            consumer, select(events.c.id, events.c.type), since - within, now - within
+        ).order_by(events.c.published_at)
         async with get_database().session() as session:
             rows = (await session.execute(stmt)).all()
         if not rows:
