@@ -66,7 +66,7 @@ from notifications.channels.sms import normalize_phone
 from notifications.models import Channel, Notification, NotificationAttempt, NotificationStatus
 from notifications.schemas import NotificationAttemptView, NotificationView
 from notifications.triggers import LICENCE_STEP_KINDS, trigger_for
-from onetrip import outbox
+from onetrip import leases, outbox
 from onetrip.auth import Principal
 from onetrip.clock import utcnow
 from onetrip.consumers import Event
@@ -383,26 +383,12 @@ async def queue_department_email(
 async def queue_due(limit: int = 500) -> list[str]:
     """Mark up to `limit` due notifications as queued and return their ids (oldest due
     first), for the caller to send to the send actor once this has committed."""
-    now = utcnow()
-    async with unit_of_work() as session:
-        due = (
-            select(NOTIFICATIONS.c.id)
-            .where(
-                NOTIFICATIONS.c.status == NotificationStatus.PENDING,
-                NOTIFICATIONS.c.next_attempt_at <= now,
-                (NOTIFICATIONS.c.queued_at.is_(None))
-                | (NOTIFICATIONS.c.queued_at < now - REQUEUE_AFTER),
-            )
-            .order_by(NOTIFICATIONS.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # concurrent sweeps take different rows
-        )
-        ids = list((await session.execute(due)).scalars())
-        if ids:
-            await session.execute(
-                update(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(ids)).values(queued_at=now)
-            )
-    return ids
+    return await leases.queue_due(
+        NOTIFICATIONS,
+        pending=NotificationStatus.PENDING,
+        requeue_after=REQUEUE_AFTER,
+        limit=limit,
+    )
 
 
 # --- one attempt ----------------------------------------------------------------------
@@ -442,18 +428,13 @@ async def _claim(notification_id: str) -> Any:
             and not await _in_step_order(session, row, now)
         ):
             return None
-        claim = (
-            update(NOTIFICATIONS)
-            .where(
-                NOTIFICATIONS.c.id == notification_id,
-                NOTIFICATIONS.c.status == NotificationStatus.PENDING,
-                NOTIFICATIONS.c.next_attempt_at <= now,
-            )
-            .values(
-                attempts=NOTIFICATIONS.c.attempts + 1, next_attempt_at=now + LEASE, queued_at=None
-            )
-            .returning(*NOTIFICATIONS.c)
-        )
+        claim = leases.claim(
+            NOTIFICATIONS,
+            notification_id,
+            pending=NotificationStatus.PENDING,
+            now=now,
+            lease=LEASE,
+        ).returning(*NOTIFICATIONS.c)
         return (await session.execute(claim)).first()
 
 
@@ -666,13 +647,12 @@ async def _record(
         )
         # Only while the claim is still ours: a lease that ran out was taken over.
         result = await session.execute(
-            update(NOTIFICATIONS)
-            .where(
-                NOTIFICATIONS.c.id == claimed.id,
-                NOTIFICATIONS.c.status == NotificationStatus.PENDING,
-                NOTIFICATIONS.c.attempts == claimed.attempts,
-            )
-            .values(**values)
+            leases.still_ours(
+                NOTIFICATIONS,
+                claimed.id,
+                pending=NotificationStatus.PENDING,
+                attempts=claimed.attempts,
+            ).values(**values)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             log.warning(

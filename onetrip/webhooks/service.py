@@ -24,6 +24,7 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onetrip import leases
 from onetrip.clock import utcnow
 from onetrip.db import insert_ignoring_conflicts, unit_of_work
 from onetrip.errors import Conflict
@@ -173,26 +174,9 @@ async def update_target(
 async def queue_due(limit: int = 500) -> list[str]:
     """Mark up to `limit` due deliveries as queued and return their ids (oldest due
     first), for the caller to send to the send actor once this has committed."""
-    now = utcnow()
-    async with unit_of_work() as session:
-        due = (
-            select(DELIVERIES.c.id)
-            .where(
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
-                DELIVERIES.c.next_attempt_at <= now,
-                (DELIVERIES.c.queued_at.is_(None)) | (DELIVERIES.c.queued_at < now - REQUEUE_AFTER),
-            )
-            .order_by(DELIVERIES.c.next_attempt_at)
-            .limit(limit)
-            # Concurrent sweeps (several relays) take different rows on PostgreSQL.
-            .with_for_update(skip_locked=True)
-        )
-        ids = list((await session.execute(due)).scalars())
-        if ids:
-            await session.execute(
-                update(DELIVERIES).where(DELIVERIES.c.id.in_(ids)).values(queued_at=now)
-            )
-    return ids
+    return await leases.queue_due(
+        DELIVERIES, pending=DeliveryStatus.PENDING, requeue_after=REQUEUE_AFTER, limit=limit
+    )
 
 
 # --- one attempt ------------------------------------------------------------------------
@@ -234,28 +218,21 @@ class DeliveryView(msgspec.Struct):
 async def _claim(delivery_id: str, lease: timedelta) -> Any:
     now = utcnow()
     async with unit_of_work() as session:
-        claim = (
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id == delivery_id,
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
-                DELIVERIES.c.next_attempt_at <= now,
-            )
-            .values(
-                attempts=DELIVERIES.c.attempts + 1,
-                next_attempt_at=now + lease,
-                queued_at=None,
-                last_attempt_at=now,
-            )
-            .returning(
-                DELIVERIES.c.attempts,
-                DELIVERIES.c.target,
-                DELIVERIES.c.url,
-                DELIVERIES.c.secrets,
-                DELIVERIES.c.event_id,
-                DELIVERIES.c.body,
-                DELIVERIES.c.created_at,
-            )
+        claim = leases.claim(
+            DELIVERIES,
+            delivery_id,
+            pending=DeliveryStatus.PENDING,
+            now=now,
+            lease=lease,
+            last_attempt_at=now,
+        ).returning(
+            DELIVERIES.c.attempts,
+            DELIVERIES.c.target,
+            DELIVERIES.c.url,
+            DELIVERIES.c.secrets,
+            DELIVERIES.c.event_id,
+            DELIVERIES.c.body,
+            DELIVERIES.c.created_at,
         )
         return (await session.execute(claim)).first()
 
@@ -325,13 +302,9 @@ async def _record(
         )
         # Only while the claim is still ours: a lease that ran out was taken over.
         result = await session.execute(
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id == delivery_id,
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
-                DELIVERIES.c.attempts == claimed.attempts,
-            )
-            .values(**values)
+            leases.still_ours(
+                DELIVERIES, delivery_id, pending=DeliveryStatus.PENDING, attempts=claimed.attempts
+            ).values(**values)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             log.warning(
