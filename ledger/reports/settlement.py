@@ -274,7 +274,8 @@ async def build_settlement(
         day = days[group.day_index]
         matter = group.matter_code or UNKNOWN_MATTER
         if group.matter_name:
-            # the latest-sorting name if it changed within the period (one, nearly always)
+            # one name, nearly always; if it changed within the period, the greatest, so
+            # the choice does not depend on the order the groups come in
             matter_names[matter] = max(group.matter_name, matter_names.get(matter, ""))
         for target in (totals, by_day[day], by_matter[matter]):
             _add(target, category, int(group.amount))

@@ -9,6 +9,7 @@ or change its id; and what is refused leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -134,7 +135,7 @@ async def test_copy_is_checked_like_insert(db: Database) -> None:
             raw = await (await session.connection()).get_raw_connection()
             rows = [
                 tuple(
-                    '{"line": %d}' % n if name == "raw" else value  # noqa: UP031
+                    json.dumps(value) if name == "raw" else value
                     for name, value in a_record(import_id, n).items()
                 )
                 for n in range(first, first + 3)
